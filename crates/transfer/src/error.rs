@@ -1,0 +1,71 @@
+use std::io;
+
+/// What went wrong talking to a backend.
+#[derive(Debug, thiserror::Error)]
+pub enum BackendError {
+    #[error("object {0} does not exist")]
+    NotFound(String),
+    #[error("object {0} already exists; repository objects are never overwritten")]
+    AlreadyExists(String),
+    #[error("refused object name {name:?}: {reason}")]
+    InvalidName { name: String, reason: &'static str },
+    #[error("{0} is not a vtool repository (no such directory); run `vtool init` first or check --repo")]
+    NoRepository(String),
+    #[error("no space left while writing {0}; the repository is unchanged, free space and re-run")]
+    NoSpace(String),
+    #[error("permission denied for {0}")]
+    PermissionDenied(String),
+    #[error("object {name} is {size} bytes; range {offset}+{len} is out of bounds")]
+    OutOfRange {
+        name: String,
+        size: u64,
+        offset: u64,
+        len: u64,
+    },
+    #[error("{op} {name}: {source}")]
+    Io {
+        op: &'static str,
+        name: String,
+        #[source]
+        source: io::Error,
+    },
+    #[error("{0}")]
+    Other(String),
+}
+
+impl BackendError {
+    /// Classify an I/O error for `name`, keeping the cases a user can act on distinct.
+    pub fn from_io(op: &'static str, name: &str, source: io::Error) -> Self {
+        match source.kind() {
+            io::ErrorKind::NotFound => BackendError::NotFound(name.to_string()),
+            io::ErrorKind::AlreadyExists => BackendError::AlreadyExists(name.to_string()),
+            io::ErrorKind::PermissionDenied | io::ErrorKind::ReadOnlyFilesystem => {
+                BackendError::PermissionDenied(name.to_string())
+            }
+            io::ErrorKind::StorageFull | io::ErrorKind::QuotaExceeded => {
+                BackendError::NoSpace(name.to_string())
+            }
+            _ => BackendError::Io {
+                op,
+                name: name.to_string(),
+                source,
+            },
+        }
+    }
+
+    /// True for errors worth retrying (dropped connections, timeouts).
+    pub fn is_transient(&self) -> bool {
+        match self {
+            BackendError::Io { source, .. } => matches!(
+                source.kind(),
+                io::ErrorKind::ConnectionReset
+                    | io::ErrorKind::ConnectionAborted
+                    | io::ErrorKind::BrokenPipe
+                    | io::ErrorKind::TimedOut
+                    | io::ErrorKind::Interrupted
+                    | io::ErrorKind::UnexpectedEof
+            ),
+            _ => false,
+        }
+    }
+}

@@ -1,0 +1,93 @@
+//! Storage backends for vtool repositories.
+//!
+//! A repository is a set of named, immutable objects (`config`, `keys/…`, `packs/ab/…`,
+//! `index/…`, `snapshots/…`). Every backend implements [`Backend`]; nothing above this crate
+//! knows whether the objects live on a local disk, a shipped drive or an SFTP server.
+//!
+//! ```
+//! use vtool_transfer::{Backend, LocalBackend};
+//! let dir = tempfile::tempdir().unwrap();
+//! let repo = LocalBackend::create(dir.path()).unwrap();
+//! repo.put("snapshots/abc", b"hello").unwrap();
+//! assert_eq!(repo.get("snapshots/abc").unwrap(), b"hello");
+//! assert_eq!(repo.list("snapshots").unwrap()[0].name, "snapshots/abc");
+//! ```
+//!
+//! Every backend must pass [`conformance::run_all`], the one test suite that pins down the
+//! semantics (never overwrite, ranges, listing, refused names).
+
+pub mod conformance;
+mod error;
+mod local;
+mod name;
+pub mod url;
+
+pub use error::BackendError;
+pub use local::LocalBackend;
+pub use name::validate_name;
+
+/// An object stored in a backend, as listed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectInfo {
+    /// Full object name, e.g. `packs/ab/ab12…`.
+    pub name: String,
+    /// Size in bytes.
+    pub size: u64,
+}
+
+/// Named, immutable objects. Names are `/`-separated relative paths checked by
+/// [`validate_name`]; an object, once written, is never overwritten.
+pub trait Backend: Send + Sync {
+    /// Human-readable location, used in messages.
+    fn location(&self) -> String;
+
+    /// Store `data` under `name`, atomically: readers see the whole object or nothing.
+    /// Fails with [`BackendError::AlreadyExists`] if `name` exists; the old object stays.
+    fn put(&self, name: &str, data: &[u8]) -> Result<(), BackendError>;
+
+    /// Read a whole object.
+    fn get(&self, name: &str) -> Result<Vec<u8>, BackendError>;
+
+    /// Read `len` bytes at `offset`. Reading past the end is an error, not a short read.
+    fn get_range(&self, name: &str, offset: u64, len: u64) -> Result<Vec<u8>, BackendError>;
+
+    /// Size of an object, or `None` if it does not exist.
+    fn stat(&self, name: &str) -> Result<Option<u64>, BackendError>;
+
+    /// All objects below the directory `dir` (recursively), in no particular order.
+    /// A missing directory lists as empty.
+    fn list(&self, dir: &str) -> Result<Vec<ObjectInfo>, BackendError>;
+
+    /// Remove an object. Removing a missing object is [`BackendError::NotFound`].
+    fn delete(&self, name: &str) -> Result<(), BackendError>;
+
+    /// Rename `from` to `to`; fails with [`BackendError::AlreadyExists`] if `to` exists.
+    fn rename(&self, from: &str, to: &str) -> Result<(), BackendError>;
+}
+
+impl<B: Backend + ?Sized> Backend for Box<B> {
+    fn location(&self) -> String {
+        (**self).location()
+    }
+    fn put(&self, name: &str, data: &[u8]) -> Result<(), BackendError> {
+        (**self).put(name, data)
+    }
+    fn get(&self, name: &str) -> Result<Vec<u8>, BackendError> {
+        (**self).get(name)
+    }
+    fn get_range(&self, name: &str, offset: u64, len: u64) -> Result<Vec<u8>, BackendError> {
+        (**self).get_range(name, offset, len)
+    }
+    fn stat(&self, name: &str) -> Result<Option<u64>, BackendError> {
+        (**self).stat(name)
+    }
+    fn list(&self, dir: &str) -> Result<Vec<ObjectInfo>, BackendError> {
+        (**self).list(dir)
+    }
+    fn delete(&self, name: &str) -> Result<(), BackendError> {
+        (**self).delete(name)
+    }
+    fn rename(&self, from: &str, to: &str) -> Result<(), BackendError> {
+        (**self).rename(from, to)
+    }
+}

@@ -1,0 +1,96 @@
+use std::path::PathBuf;
+
+use crate::{Backend, BackendError, LocalBackend};
+
+/// Where a repository lives, parsed from `--repo`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RepoUrl {
+    /// A directory: a plain path, or `file:///path`.
+    Local(PathBuf),
+    /// `sftp://user@host[:port]/path`.
+    Sftp {
+        user: String,
+        host: String,
+        port: u16,
+        path: String,
+    },
+}
+
+impl RepoUrl {
+    pub fn parse(url: &str) -> Result<Self, BackendError> {
+        let bad = |why: &str| BackendError::Other(format!("invalid repository URL {url:?}: {why}"));
+        if let Some(rest) = url.strip_prefix("sftp://") {
+            let (authority, path) = rest
+                .split_once('/')
+                .ok_or_else(|| bad("expected sftp://user@host[:port]/path"))?;
+            let (user, hostport) = authority
+                .split_once('@')
+                .ok_or_else(|| bad("the user is missing (sftp://user@host/path)"))?;
+            let (host, port) = match hostport.rsplit_once(':') {
+                Some((h, p)) => (h, p.parse().map_err(|_| bad("the port is not a number"))?),
+                None => (hostport, 22),
+            };
+            if user.is_empty() || host.is_empty() {
+                return Err(bad("user and host must not be empty"));
+            }
+            return Ok(RepoUrl::Sftp {
+                user: user.to_string(),
+                host: host.to_string(),
+                port,
+                path: format!("/{path}"),
+            });
+        }
+        let path = url.strip_prefix("file://").unwrap_or(url);
+        if path.is_empty() {
+            return Err(bad("empty path"));
+        }
+        if url.contains("://") && !url.starts_with("file://") {
+            return Err(bad("supported schemes are a plain path, file:// and sftp://"));
+        }
+        Ok(RepoUrl::Local(PathBuf::from(path)))
+    }
+}
+
+/// Open the backend for an existing repository location.
+pub fn open(url: &str) -> Result<Box<dyn Backend>, BackendError> {
+    connect(url, false)
+}
+
+/// Open the backend for a location, creating the directory if it does not exist yet (`init`, `copy`).
+pub fn create(url: &str) -> Result<Box<dyn Backend>, BackendError> {
+    connect(url, true)
+}
+
+fn connect(url: &str, create: bool) -> Result<Box<dyn Backend>, BackendError> {
+    match RepoUrl::parse(url)? {
+        RepoUrl::Local(path) if create => Ok(Box::new(LocalBackend::create(path)?)),
+        RepoUrl::Local(path) => Ok(Box::new(LocalBackend::open(path)?)),
+        RepoUrl::Sftp { .. } => Err(BackendError::Other(
+            "sftp:// repositories are not supported by this build".into(),
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::RepoUrl;
+
+    #[test]
+    fn parses_urls() {
+        assert_eq!(
+            RepoUrl::parse("sftp://val@backup.example:2222/srv/repo").expect("parse"),
+            RepoUrl::Sftp {
+                user: "val".into(),
+                host: "backup.example".into(),
+                port: 2222,
+                path: "/srv/repo".into()
+            }
+        );
+        assert_eq!(
+            RepoUrl::parse("/mnt/drive/repo").expect("parse"),
+            RepoUrl::Local("/mnt/drive/repo".into())
+        );
+        assert!(RepoUrl::parse("s3://bucket").is_err());
+        assert!(RepoUrl::parse("sftp://host/path").is_err());
+    }
+}
