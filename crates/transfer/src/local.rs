@@ -1,4 +1,4 @@
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, File};
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
@@ -60,7 +60,8 @@ impl Backend for LocalBackend {
     fn put(&self, name: &str, data: &[u8]) -> Result<(), BackendError> {
         let path = self.path(name)?;
         if let Some(dir) = path.parent() {
-            fs::create_dir_all(dir).map_err(|e| BackendError::from_io("create dir for", name, e))?;
+            fs::create_dir_all(dir)
+                .map_err(|e| BackendError::from_io("create dir for", name, e))?;
         }
         write_new(&path, data).map_err(|e| BackendError::from_io("write", name, e))
     }

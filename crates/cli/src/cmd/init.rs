@@ -1,0 +1,95 @@
+use std::path::PathBuf;
+
+use anyhow::{bail, Context};
+use serde::Serialize;
+use vtool_snapshot::{keys, Repository};
+
+use super::RepoArg;
+use crate::{output, Outcome};
+
+#[derive(clap::Args)]
+pub struct Args {
+    #[command(flatten)]
+    repo: RepoArg,
+    /// Write a new restore identity here (0600). Keep it offline.
+    #[arg(long)]
+    identity_out: Option<PathBuf>,
+    /// Write the backup key here (0600); backup hosts need only this file.
+    #[arg(long)]
+    backup_key_out: PathBuf,
+    /// Also encrypt to this age public key (e.g. a cold identity kept elsewhere).
+    #[arg(long = "recipient")]
+    recipients: Vec<String>,
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Serialize)]
+struct InitReport {
+    repository: String,
+    repository_id: String,
+    recipients: Vec<String>,
+    identity: Option<PathBuf>,
+    backup_key: PathBuf,
+}
+
+pub fn run(a: Args) -> anyhow::Result<Outcome> {
+    if a.identity_out.is_none() && a.recipients.is_empty() {
+        bail!("give --identity-out FILE (a new restore identity) or at least one --recipient AGE_PUBKEY");
+    }
+    for out in a.identity_out.iter().chain([&a.backup_key_out]) {
+        if out.exists() {
+            bail!(
+                "{} already exists; refusing to overwrite a key file",
+                out.display()
+            );
+        }
+    }
+    let mut recipients = keys::parse_recipients(&a.recipients)?;
+    let identity = a
+        .identity_out
+        .as_ref()
+        .map(|_| vtool_snapshot::age::x25519::Identity::generate());
+    if let Some(id) = &identity {
+        recipients.insert(0, id.to_public());
+    }
+    let backend = vtool_transfer::url::create(&a.repo.repo)
+        .with_context(|| format!("cannot create repository at {}", a.repo.repo))?;
+    let new = Repository::init(backend, recipients)?;
+    if let (Some(id), Some(path)) = (&identity, &a.identity_out) {
+        keys::save_identity(id, path)?;
+    }
+    new.backup_key.save(&a.backup_key_out)?;
+    let report = InitReport {
+        repository: a.repo.repo.clone(),
+        repository_id: new.repo.config().id.to_hex(),
+        recipients: new.repo.config().recipients.clone(),
+        identity: a.identity_out.clone(),
+        backup_key: a.backup_key_out.clone(),
+    };
+    if a.json {
+        output::print_json(&report)?;
+    } else {
+        println!(
+            "created repository {} (id {})",
+            report.repository,
+            new.repo.config().id.short()
+        );
+        if let Some(p) = &report.identity {
+            println!(
+                "restore identity: {}  <- move it offline; it decrypts every backup",
+                p.display()
+            );
+        }
+        println!(
+            "backup key:       {}  <- give this to backup hosts",
+            report.backup_key.display()
+        );
+        println!(
+            "next: vtool backup --repo {} --backup-key {} PATH",
+            report.repository,
+            report.backup_key.display()
+        );
+    }
+    Ok(Outcome::Ok)
+}

@@ -1,0 +1,34 @@
+pub mod backup;
+pub mod init;
+pub mod keys;
+pub mod restore;
+pub mod slashing;
+pub mod snapshots;
+
+use anyhow::Context;
+use vtool_snapshot::Repository;
+
+/// `--repo` as every repository command takes it.
+#[derive(clap::Args, Debug, Clone)]
+pub struct RepoArg {
+    /// Repository: a path or sftp://user@host[:port]/path.
+    #[arg(long, env = "VTOOL_REPO")]
+    pub repo: String,
+}
+
+impl RepoArg {
+    pub fn open(&self) -> anyhow::Result<Repository> {
+        let backend = vtool_transfer::url::open(&self.repo)
+            .with_context(|| format!("cannot open repository {}", self.repo))?;
+        Ok(Repository::open(backend)?)
+    }
+}
+
+/// Base of the local cache, unless disabled.
+pub fn cache_base(no_cache: bool) -> Option<std::path::PathBuf> {
+    if no_cache {
+        None
+    } else {
+        vtool_snapshot::cache::Cache::default_base()
+    }
+}

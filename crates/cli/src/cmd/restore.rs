@@ -1,0 +1,104 @@
+use std::path::PathBuf;
+
+use indicatif::ProgressBar;
+use serde::Serialize;
+use vtool_snapshot::{keys, RestoreOptions, RestoreProgress, RestoreReport};
+
+use super::RepoArg;
+use crate::{output, Outcome};
+
+#[derive(clap::Args)]
+pub struct Args {
+    #[command(flatten)]
+    repo: RepoArg,
+    /// The restore identity from `vtool init --identity-out`.
+    #[arg(long, env = "VTOOL_IDENTITY")]
+    identity: PathBuf,
+    /// Snapshot id (any unique prefix) or `latest`.
+    snapshot: String,
+    /// Empty or new directory to restore into.
+    #[arg(long)]
+    target: PathBuf,
+    /// Restore only paths matching this glob, e.g. 'node/validator/**' (repeatable).
+    #[arg(long = "include")]
+    include: Vec<String>,
+    #[arg(long)]
+    no_cache: bool,
+    #[arg(long)]
+    json: bool,
+}
+
+struct Progress(Option<ProgressBar>);
+
+impl RestoreProgress for Progress {
+    fn planned(&self, _files: u64, bytes: u64) {
+        if let Some(bar) = &self.0 {
+            bar.set_length(bytes);
+        }
+    }
+    fn wrote(&self, bytes: u64) {
+        if let Some(bar) = &self.0 {
+            bar.inc(bytes);
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct Summary<'a> {
+    snapshot: String,
+    fingerprint: String,
+    target: PathBuf,
+    #[serde(flatten)]
+    report: &'a RestoreReport,
+}
+
+pub fn run(a: Args) -> anyhow::Result<Outcome> {
+    let identity = keys::load_identity(&a.identity)?;
+    let repo = a.repo.open()?;
+    let key = repo.unlock(identity)?;
+    let (id, snap) = repo.find_snapshot(&a.snapshot)?;
+    let opts = RestoreOptions {
+        target: a.target.clone(),
+        include: a.include.clone(),
+        cache_base: super::cache_base(a.no_cache),
+    };
+    let progress = Progress(output::bytes_bar("restoring"));
+    let report = vtool_snapshot::restore(&repo, &key, &snap, &opts, &progress);
+    if let Some(bar) = &progress.0 {
+        bar.finish_and_clear();
+    }
+    let report = report?;
+    if a.json {
+        output::print_json(&Summary {
+            snapshot: id.to_hex(),
+            fingerprint: snap.fingerprint.to_hex(),
+            target: a.target.clone(),
+            report: &report,
+        })?;
+    } else {
+        println!(
+            "restored snapshot {} to {}: {} files, {} dirs, {} symlinks, {}",
+            id.short(),
+            a.target.display(),
+            report.files,
+            report.dirs,
+            report.symlinks,
+            output::human_bytes(report.bytes)
+        );
+        println!("fingerprint {}", output::spoken(&snap.fingerprint.to_hex()));
+        for d in &report.damaged {
+            println!("DAMAGED (not restored): {}: {}", d.path, d.message);
+        }
+        if !report.damaged.is_empty() {
+            println!(
+                "run `vtool check --repo {} --read-data` to see the extent of the damage",
+                a.repo.repo
+            );
+        }
+    }
+    Ok(if report.damaged.is_empty() {
+        Outcome::Ok
+    } else {
+        Outcome::DataProblem
+    })
+}

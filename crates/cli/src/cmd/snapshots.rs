@@ -1,0 +1,60 @@
+use serde::Serialize;
+use vtool_snapshot::repofile::Snapshot;
+
+use super::RepoArg;
+use crate::{output, Outcome};
+
+#[derive(clap::Args)]
+pub struct Args {
+    #[command(flatten)]
+    repo: RepoArg,
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Serialize)]
+struct Row<'a> {
+    id: String,
+    #[serde(flatten)]
+    snapshot: &'a Snapshot,
+}
+
+pub fn run(a: Args) -> anyhow::Result<Outcome> {
+    let repo = a.repo.open()?;
+    let snaps = repo.snapshots()?;
+    if a.json {
+        let rows: Vec<Row> = snaps
+            .iter()
+            .map(|(id, s)| Row {
+                id: id.to_hex(),
+                snapshot: s,
+            })
+            .collect();
+        output::print_json(&rows)?;
+        return Ok(Outcome::Ok);
+    }
+    println!(
+        "{:<8}  {:<20}  {:<12}  {:>7}  {:>10}  {:<19}  {}",
+        "ID", "TIME", "HOST", "FILES", "SIZE", "FINGERPRINT", "PATHS / TAGS"
+    );
+    for (id, s) in &snaps {
+        let fp = s.fingerprint.to_hex();
+        println!(
+            "{:<8}  {:<20}  {:<12}  {:>7}  {:>10}  {:<19}  {}{}",
+            id.short(),
+            s.time.get(..19).unwrap_or(&s.time).replace('T', " "),
+            s.hostname,
+            s.summary.files,
+            output::human_bytes(s.summary.bytes),
+            output::spoken(&fp[..16]),
+            s.paths.join(" "),
+            if s.tags.is_empty() {
+                String::new()
+            } else {
+                format!("  [{}]", s.tags.join(","))
+            }
+        );
+    }
+    println!("{} snapshot(s); full fingerprints with --json", snaps.len());
+    Ok(Outcome::Ok)
+}

@@ -1,0 +1,79 @@
+//! `vtool`: back up, move and prove the restorability of validator nodes.
+//!
+//! Exit status: 0 success, 1 a check or gate said "no", 2 usage or environment error,
+//! 3 a data problem (damaged or missing objects, files not backed up or restored).
+
+mod cmd;
+mod output;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "vtool",
+    version,
+    about = "Back up, move and prove the restorability of validator nodes"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Create a repository, a restore identity and a backup key.
+    Init(cmd::init::Args),
+    /// Back up paths into a snapshot (needs only the backup key).
+    Backup(cmd::backup::Args),
+    /// List snapshots with their fingerprints (needs no key).
+    Snapshots(cmd::snapshots::Args),
+    /// Restore a snapshot into an empty directory (needs the identity).
+    Restore(cmd::restore::Args),
+    /// Prove that every EIP-2335 keystore in a directory unlocks with its password.
+    Keys {
+        #[command(subcommand)]
+        command: cmd::keys::Command,
+    },
+    /// Inspect, split and merge EIP-3076 slashing-protection interchange files.
+    Slashing {
+        #[command(subcommand)]
+        command: cmd::slashing::Command,
+    },
+}
+
+/// How a command ended, when it did not fail outright.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Ok,
+    /// The answer is "no" (exit 1).
+    No,
+    /// Finished, but data was damaged or left out (exit 3).
+    DataProblem,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Init(a) => cmd::init::run(a),
+        Command::Backup(a) => cmd::backup::run(a),
+        Command::Snapshots(a) => cmd::snapshots::run(a),
+        Command::Restore(a) => cmd::restore::run(a),
+        Command::Keys { command } => cmd::keys::run(command),
+        Command::Slashing { command } => cmd::slashing::run(command),
+    };
+    match result {
+        Ok(Outcome::Ok) => ExitCode::SUCCESS,
+        Ok(Outcome::No) => ExitCode::from(1),
+        Ok(Outcome::DataProblem) => ExitCode::from(3),
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            let data = err.chain().any(|c| {
+                c.downcast_ref::<vtool_snapshot::Error>()
+                    .is_some_and(|e| e.is_data_problem())
+            });
+            ExitCode::from(if data { 3 } else { 2 })
+        }
+    }
+}

@@ -1,0 +1,54 @@
+//! age encryption of whole objects.
+
+use std::io::{Read, Write};
+
+use crate::{Error, Result};
+
+/// Encrypt `plain` to every recipient as one age stream.
+pub fn encrypt(recipients: &[age::x25519::Recipient], plain: &[u8]) -> Result<Vec<u8>> {
+    let mut w = stream_writer(recipients, Vec::with_capacity(plain.len() + 256))?;
+    w.write_all(plain)
+        .map_err(|e| Error::Corrupt(format!("encrypt: {e}")))?;
+    w.finish()
+        .map_err(|e| Error::Corrupt(format!("encrypt: {e}")))
+}
+
+/// Start an age stream to `recipients` that writes into `out`.
+pub fn stream_writer<W: Write>(
+    recipients: &[age::x25519::Recipient],
+    out: W,
+) -> Result<age::stream::StreamWriter<W>> {
+    let encryptor =
+        age::Encryptor::with_recipients(recipients.iter().map(|r| r as &dyn age::Recipient))
+            .map_err(|e| Error::WrongKey(format!("cannot encrypt: {e}")))?;
+    encryptor
+        .wrap_output(out)
+        .map_err(|e| Error::Corrupt(format!("encrypt: {e}")))
+}
+
+/// Open an age stream for reading with `identity`.
+pub fn stream_reader<R: std::io::BufRead>(
+    identity: &age::x25519::Identity,
+    input: R,
+    what: &str,
+) -> Result<age::stream::StreamReader<R>> {
+    let decryptor = age::Decryptor::new_buffered(input)
+        .map_err(|e| Error::Corrupt(format!("{what}: not an age stream: {e}")))?;
+    decryptor
+        .decrypt(std::iter::once(identity as &dyn age::Identity))
+        .map_err(|e| match e {
+            age::DecryptError::NoMatchingKeys => Error::WrongKey(format!(
+                "the identity cannot decrypt {what}; it belongs to another repository"
+            )),
+            other => Error::Corrupt(format!("{what}: {other}")),
+        })
+}
+
+/// Decrypt a whole object.
+pub fn decrypt(identity: &age::x25519::Identity, data: &[u8], what: &str) -> Result<Vec<u8>> {
+    let mut r = stream_reader(identity, data, what)?;
+    let mut out = Vec::with_capacity(data.len());
+    r.read_to_end(&mut out)
+        .map_err(|e| Error::Corrupt(format!("{what}: {e}")))?;
+    Ok(out)
+}

@@ -1,0 +1,61 @@
+use std::path::PathBuf;
+
+use vtool_transfer::BackendError;
+
+/// Errors of the repository engine. Each says what is wrong and, where possible, what to do.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Backend(#[from] BackendError),
+    #[error("{0} is not a vtool repository (no config object); check --repo or run `vtool init`")]
+    NotARepository(String),
+    #[error("{0} already holds a repository; refusing to initialise it again")]
+    AlreadyInitialized(String),
+    #[error("repository format version {0} is newer than this vtool understands; upgrade vtool")]
+    UnsupportedVersion(u32),
+    #[error("key file {path}: {reason}")]
+    KeyFile { path: PathBuf, reason: String },
+    #[error("wrong key: {0}")]
+    WrongKey(String),
+    #[error("repository data is damaged: {0}")]
+    Corrupt(String),
+    #[error("no snapshot matches {0:?}; list them with `vtool snapshots`")]
+    SnapshotNotFound(String),
+    #[error("{0:?} matches several snapshots; give more digits of the id")]
+    AmbiguousSnapshot(String),
+    #[error("source path {0} does not exist")]
+    SourceMissing(PathBuf),
+    #[error("two backup paths end in the same name {0:?}; back them up separately")]
+    DuplicateRootName(String),
+    #[error("restore target {0} is not empty; choose an empty or new directory")]
+    TargetNotEmpty(PathBuf),
+    #[error("refusing unsafe entry name {0:?} in the repository (path traversal attempt?)")]
+    UnsafeName(String),
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("invalid pattern {0}")]
+    Pattern(String),
+}
+
+impl Error {
+    pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        Error::Io {
+            path: path.into(),
+            source,
+        }
+    }
+
+    /// True when the error means stored data is missing or damaged (exit status 3).
+    pub fn is_data_problem(&self) -> bool {
+        matches!(
+            self,
+            Error::Corrupt(_) | Error::Backend(BackendError::NotFound(_))
+        )
+    }
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;

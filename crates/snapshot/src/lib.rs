@@ -1,0 +1,56 @@
+//! vtool's repository format and its backup and restore engines.
+//!
+//! ```no_run
+//! use vtool_snapshot::{backup, restore, keys, Repository, BackupOptions, RestoreOptions, NoProgress};
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! // init: a restore identity (kept offline) and a backup key (for backup hosts)
+//! let identity = age::x25519::Identity::generate();
+//! let backend = vtool_transfer::url::create("/srv/vtool-repo")?;
+//! let new = Repository::init(backend, vec![identity.to_public()])?;
+//!
+//! // backup needs only the backup key
+//! let opts = BackupOptions { paths: vec!["/var/lib/node".into()], ..Default::default() };
+//! let report = backup(&new.repo, &new.backup_key, &opts, &NoProgress)?;
+//! println!("fingerprint {}", report.snapshot.fingerprint);
+//!
+//! // restore needs the identity
+//! let key = new.repo.unlock(identity)?;
+//! let (_, snap) = new.repo.find_snapshot("latest")?;
+//! let ropts = RestoreOptions { target: "/tmp/drill".into(), ..Default::default() };
+//! restore(&new.repo, &key, &snap, &ropts, &NoProgress)?;
+//! # Ok(()) }
+//! ```
+//!
+//! The on-disk format is specified in `doc/FORMAT.md`; its serde types are in [`repofile`].
+
+mod backup;
+pub mod blob;
+pub mod cache;
+pub mod chunker;
+pub mod crypto;
+mod error;
+mod id;
+pub mod index;
+pub mod keys;
+pub mod merkle;
+pub mod pack;
+pub mod reader;
+pub mod repofile;
+mod repository;
+mod restore;
+mod scan;
+pub mod tree;
+
+pub use age;
+pub use backup::{backup, BackupOptions, BackupProgress, BackupReport, NoProgress, Warning};
+pub use error::{Error, Result};
+pub use id::Id;
+pub use repository::{NewRepository, Repository, DEFAULT_PACK_SIZE};
+pub use restore::{restore, Damage, RestoreOptions, RestoreProgress, RestoreReport};
+
+/// Current time as RFC 3339 UTC with nanoseconds (sorts lexically).
+pub fn now_rfc3339() -> String {
+    let now = time::OffsetDateTime::now_utc();
+    now.format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_else(|_| now.unix_timestamp().to_string())
+}

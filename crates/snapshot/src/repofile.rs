@@ -1,0 +1,189 @@
+//! Every structure vtool writes to a repository or its cache, as plain serde types.
+//! `doc/FORMAT.md` is the normative description; keep the two in step.
+
+use serde::{Deserialize, Serialize};
+
+use crate::Id;
+
+/// Version of the repository format written by this build.
+pub const FORMAT_VERSION: u32 = 1;
+
+/// `config`: plaintext JSON, written once by `init`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Config {
+    pub version: u32,
+    /// Random repository id; names the local cache directory.
+    pub id: Id,
+    pub created: String,
+    pub chunker: ChunkerParams,
+    /// Target size of a pack's plaintext in bytes.
+    pub pack_size: u64,
+    /// zstd level for blobs that compress.
+    pub zstd_level: i32,
+    /// age recipients every pack and key object is encrypted to.
+    pub recipients: Vec<String>,
+}
+
+/// FastCDC (2020) parameters; fixed for a repository so chunks dedup across hosts.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ChunkerParams {
+    pub min_size: u32,
+    pub avg_size: u32,
+    pub max_size: u32,
+}
+
+/// `keys/<blake3>`: age-encrypted to the recipients; holds the secret the identity holder
+/// needs besides the age identity.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct KeyObject {
+    pub repo_id: Id,
+    /// Key of the keyed BLAKE3 that names chunks (hex).
+    pub chunk_key: String,
+}
+
+/// The backup key file handed to backup hosts: it can add data but read nothing.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct BackupKeyFile {
+    /// Always `"vtool-backup-key"`; guards against passing the wrong file.
+    pub kind: String,
+    pub version: u32,
+    pub repo_id: Id,
+    pub recipients: Vec<String>,
+    pub chunk_key: String,
+}
+
+/// What a blob holds.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Hash)]
+#[serde(rename_all = "lowercase")]
+pub enum BlobKind {
+    Data,
+    Tree,
+}
+
+/// One blob inside a pack; offsets are into the pack's decrypted plaintext.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+pub struct PackedBlob {
+    pub id: Id,
+    pub kind: BlobKind,
+    pub offset: u64,
+    /// Stored length (compressed or raw).
+    pub length: u32,
+    /// Length of the chunk before compression.
+    pub raw_length: u32,
+    pub compressed: bool,
+}
+
+/// `index/<blake3>`: plaintext JSON, zstd-compressed. Lists which blobs each pack holds.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct IndexFile {
+    pub version: u32,
+    pub packs: Vec<IndexedPack>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct IndexedPack {
+    /// The pack's name: BLAKE3 of its stored (encrypted) bytes.
+    pub id: Id,
+    /// Stored size in bytes.
+    pub size: u64,
+    pub blobs: Vec<PackedBlob>,
+}
+
+/// The trailer at the end of every pack's plaintext (followed by its length as u32 LE),
+/// so indexes can be rebuilt from packs alone.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PackTrailer {
+    pub blobs: Vec<PackedBlob>,
+}
+
+/// Kind of a tree entry.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum NodeKind {
+    File,
+    Dir,
+    Symlink,
+}
+
+/// One entry of a directory (a tree blob is a JSON [`Tree`]).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Node {
+    pub name: String,
+    pub kind: NodeKind,
+    /// Permission bits (`mode & 0o7777`).
+    pub mode: u32,
+    pub uid: u32,
+    pub gid: u32,
+    /// Modification time, nanoseconds since the Unix epoch.
+    pub mtime_ns: i64,
+    /// File size in bytes (0 for directories and symlinks).
+    pub size: u64,
+    /// Files: plain BLAKE3 of the whole content.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content: Option<Id>,
+    /// Files: chunk ids in order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub chunks: Vec<Id>,
+    /// Directories: blob id of the child tree.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subtree: Option<Id>,
+    /// Directories: Merkle hash of the child tree (see [`crate::merkle`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub merkle: Option<Id>,
+    /// Symlinks: the link target (UTF-8; other targets are refused at backup).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<String>,
+}
+
+/// A directory listing, entries sorted by name.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Tree {
+    pub nodes: Vec<Node>,
+}
+
+/// `snapshots/<blake3>`: plaintext JSON, written last.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Snapshot {
+    pub version: u32,
+    /// RFC 3339 UTC.
+    pub time: String,
+    pub hostname: String,
+    pub username: String,
+    /// Absolute source paths; each is an entry of the root tree named by its last component.
+    pub paths: Vec<String>,
+    #[serde(default)]
+    pub tags: Vec<String>,
+    /// Blob id of the root tree.
+    pub tree: Id,
+    /// Merkle root of the snapshot's content: the fingerprint people compare.
+    pub fingerprint: Id,
+    pub summary: SnapshotSummary,
+    /// Free-form labels added by higher layers (client profile, software version, …).
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub labels: std::collections::BTreeMap<String, String>,
+    /// Keyed BLAKE3 over the snapshot serialized with an empty `mac`, keyed by a key
+    /// derived from the chunk key: a storage host cannot forge or alter snapshots.
+    pub mac: String,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct SnapshotSummary {
+    pub files: u64,
+    pub dirs: u64,
+    pub bytes: u64,
+    pub bytes_read: u64,
+    pub bytes_added_stored: u64,
+    pub warnings: u64,
+    pub duration_secs: f64,
+}
+
+/// One row of the local files cache (`<cache>/<repo id>/files`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct CachedFile {
+    pub size: u64,
+    pub mtime_ns: i64,
+    pub ctime_ns: i64,
+    pub ino: u64,
+    pub content: Id,
+    pub chunks: Vec<Id>,
+}

@@ -1,0 +1,249 @@
+//! Opening, creating and reading a repository's objects.
+
+use rayon::prelude::*;
+use vtool_transfer::{Backend, BackendError};
+
+use crate::cache::Cache;
+use crate::index::{decode_index, encode_index, MasterIndex};
+use crate::keys::{BackupKey, ChunkKey, RestoreKey};
+use crate::repofile::{Config, IndexFile, KeyObject, Snapshot, FORMAT_VERSION};
+use crate::{chunker, crypto, Error, Id, Result};
+
+const SNAPSHOT_MAC_CONTEXT: &str = "vtool 2026-11 snapshot authentication";
+
+/// Default pack plaintext size.
+pub const DEFAULT_PACK_SIZE: u64 = 16 * 1024 * 1024;
+
+/// An open repository.
+pub struct Repository {
+    backend: Box<dyn Backend>,
+    config: Config,
+}
+
+/// What `init` hands out.
+pub struct NewRepository {
+    pub repo: Repository,
+    pub backup_key: BackupKey,
+}
+
+impl Repository {
+    /// Create a repository in an empty location. `recipients` must contain at least the
+    /// public key of the restore identity.
+    pub fn init(
+        backend: Box<dyn Backend>,
+        recipients: Vec<age::x25519::Recipient>,
+    ) -> Result<NewRepository> {
+        if backend.stat("config")?.is_some() {
+            return Err(Error::AlreadyInitialized(backend.location()));
+        }
+        if recipients.is_empty() {
+            return Err(Error::WrongKey(
+                "a repository needs at least one recipient".into(),
+            ));
+        }
+        let config = Config {
+            version: FORMAT_VERSION,
+            id: Id(rand::random()),
+            created: crate::now_rfc3339(),
+            chunker: chunker::DEFAULT_PARAMS,
+            pack_size: DEFAULT_PACK_SIZE,
+            zstd_level: 3,
+            recipients: recipients.iter().map(|r| r.to_string()).collect(),
+        };
+        let backup_key = BackupKey {
+            repo_id: config.id,
+            recipients,
+            chunk_key: ChunkKey::generate(),
+        };
+        let key_json = serde_json::to_vec(&backup_key.key_object())
+            .map_err(|e| Error::Corrupt(e.to_string()))?;
+        let key_obj = crypto::encrypt(&backup_key.recipients, &key_json)?;
+        // The key object first: a config without it would be unusable.
+        backend.put(&format!("keys/{}", Id::hash(&key_obj)), &key_obj)?;
+        let config_json =
+            serde_json::to_vec_pretty(&config).map_err(|e| Error::Corrupt(e.to_string()))?;
+        backend.put("config", &config_json)?;
+        Ok(NewRepository {
+            repo: Repository { backend, config },
+            backup_key,
+        })
+    }
+
+    pub fn open(backend: Box<dyn Backend>) -> Result<Self> {
+        let data = match backend.get("config") {
+            Ok(d) => d,
+            Err(BackendError::NotFound(_)) => {
+                return Err(Error::NotARepository(backend.location()))
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let config: Config = serde_json::from_slice(&data)
+            .map_err(|e| Error::Corrupt(format!("config object is malformed: {e}")))?;
+        if config.version > FORMAT_VERSION {
+            return Err(Error::UnsupportedVersion(config.version));
+        }
+        if config.chunker.min_size == 0
+            || config.chunker.min_size > config.chunker.avg_size
+            || config.chunker.avg_size > config.chunker.max_size
+            || config.chunker.max_size > 64 << 20
+            || config.pack_size > 1 << 30
+        {
+            return Err(Error::Corrupt(
+                "config holds absurd chunker or pack sizes".into(),
+            ));
+        }
+        Ok(Repository { backend, config })
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    pub fn backend(&self) -> &dyn Backend {
+        self.backend.as_ref()
+    }
+
+    /// Make sure a backup key belongs to this repository.
+    pub fn check_backup_key(&self, key: &BackupKey) -> Result<()> {
+        if key.repo_id != self.config.id {
+            return Err(Error::WrongKey(format!(
+                "the backup key belongs to repository {}, not {} ({})",
+                key.repo_id.short(),
+                self.config.id.short(),
+                self.backend.location()
+            )));
+        }
+        Ok(())
+    }
+
+    /// Recover the restore key with an identity.
+    pub fn unlock(&self, identity: age::x25519::Identity) -> Result<RestoreKey> {
+        let mut last = None;
+        for obj in self.backend.list("keys")? {
+            let data = self.backend.get(&obj.name)?;
+            match crypto::decrypt(&identity, &data, "key object") {
+                Ok(plain) => {
+                    let key: KeyObject = serde_json::from_slice(&plain)
+                        .map_err(|e| Error::Corrupt(format!("{} is malformed: {e}", obj.name)))?;
+                    if key.repo_id != self.config.id {
+                        return Err(Error::Corrupt(format!(
+                            "{} belongs to another repository",
+                            obj.name
+                        )));
+                    }
+                    return RestoreKey::from_key_object(identity, &key);
+                }
+                Err(e) => last = Some(e),
+            }
+        }
+        Err(last.unwrap_or_else(|| Error::Corrupt("the repository has no key object".into())))
+    }
+
+    /// All snapshots, oldest first.
+    pub fn snapshots(&self) -> Result<Vec<(Id, Snapshot)>> {
+        let objects = self.backend.list("snapshots")?;
+        let mut out = objects
+            .par_iter()
+            .map(|obj| {
+                let data = self.backend.get(&obj.name)?;
+                let id = Id::hash(&data);
+                if obj.name != format!("snapshots/{id}") {
+                    return Err(Error::Corrupt(format!(
+                        "{} does not match its content hash",
+                        obj.name
+                    )));
+                }
+                let snap: Snapshot = serde_json::from_slice(&data)
+                    .map_err(|e| Error::Corrupt(format!("{} is malformed: {e}", obj.name)))?;
+                Ok((id, snap))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        out.sort_by(|a, b| a.1.time.cmp(&b.1.time).then(a.0.cmp(&b.0)));
+        Ok(out)
+    }
+
+    /// Find a snapshot by id prefix or `latest`.
+    pub fn find_snapshot(&self, spec: &str) -> Result<(Id, Snapshot)> {
+        let mut all = self.snapshots()?;
+        if spec == "latest" {
+            return all
+                .pop()
+                .ok_or_else(|| Error::SnapshotNotFound(spec.into()));
+        }
+        let spec_lc = spec.to_ascii_lowercase();
+        let mut hits = all
+            .into_iter()
+            .filter(|(id, _)| id.to_hex().starts_with(&spec_lc));
+        match (hits.next(), hits.next()) {
+            (Some(hit), None) if !spec.is_empty() => Ok(hit),
+            (Some(_), Some(_)) => Err(Error::AmbiguousSnapshot(spec.into())),
+            _ => Err(Error::SnapshotNotFound(spec.into())),
+        }
+    }
+
+    /// Store a snapshot object, authenticated with the chunk key. Written last.
+    pub fn save_snapshot(&self, mut snap: Snapshot, key: &ChunkKey) -> Result<Id> {
+        snap.mac = snapshot_mac(&snap, key)?;
+        let data = serde_json::to_vec_pretty(&snap).map_err(|e| Error::Corrupt(e.to_string()))?;
+        let id = Id::hash(&data);
+        self.backend.put(&format!("snapshots/{id}"), &data)?;
+        Ok(id)
+    }
+
+    /// Check that a snapshot was written by a holder of the repository's keys.
+    pub fn verify_snapshot(&self, snap: &Snapshot, key: &ChunkKey) -> Result<()> {
+        if snapshot_mac(snap, key)? != snap.mac {
+            return Err(Error::Corrupt(
+                "snapshot authentication failed: it was altered or forged by someone without the keys".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    pub fn save_index(&self, file: &IndexFile) -> Result<Id> {
+        let data = encode_index(file)?;
+        let id = Id::hash(&data);
+        self.backend.put(&format!("index/{id}"), &data)?;
+        Ok(id)
+    }
+
+    /// Load every index, from the local cache where possible.
+    pub fn load_index(&self, cache: Option<&Cache>) -> Result<MasterIndex> {
+        let objects = self.backend.list("index")?;
+        let files = objects
+            .par_iter()
+            .map(|obj| {
+                let cached = cache.and_then(|c| c.read_index(&obj.name));
+                let data = match cached {
+                    Some(d) => d,
+                    None => {
+                        let d = self.backend.get(&obj.name)?;
+                        if obj.name != format!("index/{}", Id::hash(&d)) {
+                            return Err(Error::Corrupt(format!(
+                                "{} does not match its content hash",
+                                obj.name
+                            )));
+                        }
+                        if let Some(c) = cache {
+                            c.write_index(&obj.name, &d);
+                        }
+                        d
+                    }
+                };
+                decode_index(&obj.name, &data)
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let mut index = MasterIndex::default();
+        for f in &files {
+            index.add_file(f);
+        }
+        Ok(index)
+    }
+}
+
+fn snapshot_mac(snap: &Snapshot, key: &ChunkKey) -> Result<String> {
+    let mut unsigned = snap.clone();
+    unsigned.mac.clear();
+    let bytes = serde_json::to_vec(&unsigned).map_err(|e| Error::Corrupt(e.to_string()))?;
+    Ok(key.mac(SNAPSHOT_MAC_CONTEXT, &bytes))
+}

@@ -1,0 +1,188 @@
+//! Walking the source paths into an in-memory list of entries.
+
+use std::os::unix::fs::{FileTypeExt, MetadataExt};
+use std::path::{Path, PathBuf};
+
+use globset::{Glob, GlobSet, GlobSetBuilder};
+
+use crate::backup::{ctime_ns, mtime_ns, Warning};
+use crate::repofile::NodeKind;
+use crate::{Error, Id, Result};
+
+/// One file, directory or symlink found by the scan, plus what the backup learns about it.
+pub(crate) struct Entry {
+    pub name: String,
+    pub path: PathBuf,
+    pub kind: NodeKind,
+    pub mode: u32,
+    pub uid: u32,
+    pub gid: u32,
+    pub mtime_ns: i64,
+    pub ctime_ns: i64,
+    pub ino: u64,
+    pub size: u64,
+    pub target: Option<String>,
+    pub children: Vec<usize>,
+    pub content: Option<Id>,
+    pub chunks: Vec<Id>,
+    /// May be recorded in the files cache (read consistently).
+    pub cacheable: bool,
+    /// Could not be read; left out of the snapshot.
+    pub failed: bool,
+}
+
+pub(crate) struct Scan {
+    pub entries: Vec<Entry>,
+    pub roots: Vec<usize>,
+    pub warnings: Vec<Warning>,
+}
+
+struct Scanner {
+    entries: Vec<Entry>,
+    warnings: Vec<Warning>,
+    excludes: GlobSet,
+}
+
+/// Scan `paths` (each must exist) into entries; root names must be unique.
+pub(crate) fn scan(paths: &[PathBuf], excludes: &[String]) -> Result<Scan> {
+    let mut builder = GlobSetBuilder::new();
+    for pattern in excludes {
+        builder.add(Glob::new(pattern).map_err(|e| Error::Pattern(format!("{pattern:?}: {e}")))?);
+    }
+    let mut scanner = Scanner {
+        entries: Vec::new(),
+        warnings: Vec::new(),
+        excludes: builder.build().map_err(|e| Error::Pattern(e.to_string()))?,
+    };
+    let mut roots = Vec::new();
+    let mut names = std::collections::HashSet::new();
+    for path in paths {
+        let abs = std::path::absolute(path).map_err(|e| Error::io(path, e))?;
+        if std::fs::symlink_metadata(&abs).is_err() {
+            return Err(Error::SourceMissing(abs));
+        }
+        let name = root_name(&abs);
+        if !names.insert(name.clone()) {
+            return Err(Error::DuplicateRootName(name));
+        }
+        if let Some(i) = scanner.visit(name, abs) {
+            roots.push(i);
+        }
+    }
+    Ok(Scan {
+        entries: scanner.entries,
+        roots,
+        warnings: scanner.warnings,
+    })
+}
+
+fn root_name(path: &Path) -> String {
+    path.file_name()
+        .and_then(|n| n.to_str())
+        .filter(|n| !n.is_empty())
+        .unwrap_or("root")
+        .to_string()
+}
+
+impl Scanner {
+    fn warn(&mut self, path: &Path, message: String) {
+        self.warnings.push(Warning {
+            path: path.display().to_string(),
+            message,
+        });
+    }
+
+    fn visit(&mut self, name: String, path: PathBuf) -> Option<usize> {
+        let meta = match std::fs::symlink_metadata(&path) {
+            Ok(m) => m,
+            Err(e) => {
+                self.warn(&path, format!("skipped: {e}"));
+                return None;
+            }
+        };
+        let ft = meta.file_type();
+        let (kind, target) = if ft.is_dir() {
+            (NodeKind::Dir, None)
+        } else if ft.is_file() {
+            (NodeKind::File, None)
+        } else if ft.is_symlink() {
+            match std::fs::read_link(&path).map(|t| t.to_str().map(str::to_string)) {
+                Ok(Some(t)) => (NodeKind::Symlink, Some(t)),
+                Ok(None) => {
+                    self.warn(&path, "skipped: symlink target is not UTF-8".into());
+                    return None;
+                }
+                Err(e) => {
+                    self.warn(&path, format!("skipped: {e}"));
+                    return None;
+                }
+            }
+        } else {
+            // Sockets (geth.ipc), FIFOs and devices are recreated by their programs.
+            if !(ft.is_socket() || ft.is_fifo()) {
+                self.warn(&path, "skipped: device file".into());
+            }
+            return None;
+        };
+        let idx = self.entries.len();
+        self.entries.push(Entry {
+            name,
+            path: path.clone(),
+            kind,
+            mode: meta.mode() & 0o7777,
+            uid: meta.uid(),
+            gid: meta.gid(),
+            mtime_ns: mtime_ns(&meta),
+            ctime_ns: ctime_ns(&meta),
+            ino: meta.ino(),
+            size: if kind == NodeKind::File {
+                meta.len()
+            } else {
+                0
+            },
+            target,
+            children: Vec::new(),
+            content: None,
+            chunks: Vec::new(),
+            cacheable: false,
+            failed: false,
+        });
+        if kind == NodeKind::Dir {
+            let children = self.visit_dir(&path);
+            self.entries[idx].children = children;
+        }
+        Some(idx)
+    }
+
+    fn visit_dir(&mut self, dir: &Path) -> Vec<usize> {
+        let read = match std::fs::read_dir(dir) {
+            Ok(r) => r,
+            Err(e) => {
+                self.warn(dir, format!("directory not read, stored empty: {e}"));
+                return Vec::new();
+            }
+        };
+        let mut names = Vec::new();
+        for entry in read {
+            match entry {
+                Ok(entry) => match entry.file_name().into_string() {
+                    Ok(name) => names.push(name),
+                    Err(raw) => self.warn(&dir.join(&raw), "skipped: name is not UTF-8".into()),
+                },
+                Err(e) => self.warn(dir, format!("listing incomplete: {e}")),
+            }
+        }
+        names.sort();
+        let mut children = Vec::with_capacity(names.len());
+        for name in names {
+            let path = dir.join(&name);
+            if self.excludes.is_match(&path) || self.excludes.is_match(&name) {
+                continue;
+            }
+            if let Some(i) = self.visit(name, path) {
+                children.push(i);
+            }
+        }
+        children
+    }
+}
