@@ -31,6 +31,8 @@ enum Command {
     Snapshots(cmd::snapshots::Args),
     /// Restore a snapshot into an empty directory (needs the identity).
     Restore(cmd::restore::Args),
+    /// Compare a live directory with a snapshot (added, removed, changed files).
+    Diff(cmd::diff::Args),
     /// Prove that every EIP-2335 keystore in a directory unlocks with its password.
     Keys {
         #[command(subcommand)]
@@ -60,6 +62,7 @@ fn main() -> ExitCode {
         Command::Backup(a) => cmd::backup::run(a),
         Command::Snapshots(a) => cmd::snapshots::run(a),
         Command::Restore(a) => cmd::restore::run(a),
+        Command::Diff(a) => cmd::diff::run(a),
         Command::Keys { command } => cmd::keys::run(command),
         Command::Slashing { command } => cmd::slashing::run(command),
     };

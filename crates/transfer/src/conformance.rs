@@ -31,13 +31,20 @@ fn never_overwrites(b: &dyn Backend) {
         Err(BackendError::AlreadyExists(_)) => {}
         other => panic!("second put of an existing name must be AlreadyExists, got {other:?}"),
     }
-    assert_eq!(b.get("conf/once").expect("get"), b"first", "object was overwritten");
+    assert_eq!(
+        b.get("conf/once").expect("get"),
+        b"first",
+        "object was overwritten"
+    );
 }
 
 fn ranges(b: &dyn Backend) {
     let data: Vec<u8> = (0..=255u8).cycle().take(10_000).collect();
     b.put("conf/range", &data).expect("put");
-    assert_eq!(b.get_range("conf/range", 0, 10).expect("range"), &data[..10]);
+    assert_eq!(
+        b.get_range("conf/range", 0, 10).expect("range"),
+        &data[..10]
+    );
     assert_eq!(
         b.get_range("conf/range", 9_990, 10).expect("range at end"),
         &data[9_990..]
@@ -72,9 +79,15 @@ fn listing(b: &dyn Backend) {
 }
 
 fn missing_objects(b: &dyn Backend) {
-    assert!(matches!(b.get("conf/missing"), Err(BackendError::NotFound(_))));
+    assert!(matches!(
+        b.get("conf/missing"),
+        Err(BackendError::NotFound(_))
+    ));
     assert_eq!(b.stat("conf/missing").expect("stat missing"), None);
-    assert!(matches!(b.delete("conf/missing"), Err(BackendError::NotFound(_))));
+    assert!(matches!(
+        b.delete("conf/missing"),
+        Err(BackendError::NotFound(_))
+    ));
 }
 
 fn refuses_bad_names(b: &dyn Backend) {
@@ -94,7 +107,11 @@ fn delete_and_rename(b: &dyn Backend) {
         b.rename("mv/src", "mv/taken"),
         Err(BackendError::AlreadyExists(_))
     ));
-    assert_eq!(b.get("mv/taken").expect("get"), b"other", "rename overwrote");
+    assert_eq!(
+        b.get("mv/taken").expect("get"),
+        b"other",
+        "rename overwrote"
+    );
     b.rename("mv/src", "mv/new/dst").expect("rename");
     assert_eq!(b.get("mv/new/dst").expect("get renamed"), b"moving");
     assert_eq!(b.stat("mv/src").expect("stat"), None);
@@ -107,7 +124,8 @@ fn large_object(b: &dyn Backend) {
     b.put("big/object", &data).expect("put 5 MB");
     assert_eq!(b.get("big/object").expect("get 5 MB"), data);
     assert_eq!(
-        b.get_range("big/object", 3_000_000, 1_000_000).expect("range"),
+        b.get_range("big/object", 3_000_000, 1_000_000)
+            .expect("range"),
         &data[3_000_000..4_000_000]
     );
 }

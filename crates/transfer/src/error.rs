@@ -9,7 +9,9 @@ pub enum BackendError {
     AlreadyExists(String),
     #[error("refused object name {name:?}: {reason}")]
     InvalidName { name: String, reason: &'static str },
-    #[error("{0} is not a vtool repository (no such directory); run `vtool init` first or check --repo")]
+    #[error(
+        "{0} is not a vtool repository (no such directory); run `vtool init` first or check --repo"
+    )]
     NoRepository(String),
     #[error("no space left while writing {0}; the repository is unchanged, free space and re-run")]
     NoSpace(String),
@@ -28,6 +30,28 @@ pub enum BackendError {
         name: String,
         #[source]
         source: io::Error,
+    },
+    /// The server's host key differs from the one recorded in known_hosts.
+    #[error("HOST KEY MISMATCH for {host}: the server presented {fingerprint}, but {known_hosts} line {line} records a different key for it. This can be a man-in-the-middle attack; refusing to connect. If the server's key was changed on purpose, remove that line and reconnect")]
+    HostKeyMismatch {
+        host: String,
+        fingerprint: String,
+        known_hosts: String,
+        line: usize,
+    },
+    /// The server's host key is not recorded in known_hosts and accepting new keys was not asked for.
+    #[error("unknown host {host}: its host key {fingerprint} is not in {known_hosts}; check the fingerprint with the server's administrator, then set VTOOL_SSH_ACCEPT_NEW_HOST=1 once to record it")]
+    UnknownHost {
+        host: String,
+        fingerprint: String,
+        known_hosts: String,
+    },
+    /// No offered key was accepted by the server.
+    #[error("SSH authentication as {user}@{host} failed (tried: {tried}); authorize one of these keys on the server, set VTOOL_SSH_KEY to the right private key, or load it into ssh-agent")]
+    AuthFailed {
+        user: String,
+        host: String,
+        tried: String,
     },
     #[error("{0}")]
     Other(String),

@@ -15,16 +15,27 @@
 //!
 //! Every backend must pass [`conformance::run_all`], the one test suite that pins down the
 //! semantics (never overwrite, ranges, listing, refused names).
+//!
+//! Backends: [`LocalBackend`] (a directory) and [`SftpBackend`] (`sftp://user@host[:port]/path`
+//! on any OpenSSH server; keys and host-key checking are configured through the `VTOOL_SSH_*`
+//! environment variables described on [`SftpConfig`]). [`url::open`] picks one from `--repo`.
+//! [`copy_objects`] copies what one repository lacks from another, resumably.
 
 pub mod conformance;
+pub mod copy;
 mod error;
 mod local;
 mod name;
+pub mod sftp;
 pub mod url;
 
+pub use copy::{
+    copy_objects, CopyError, CopyOptions, CopyPhase, CopyProgress, CopyReport, CopyStats,
+};
 pub use error::BackendError;
 pub use local::LocalBackend;
 pub use name::validate_name;
+pub use sftp::{SftpBackend, SftpConfig};
 
 /// An object stored in a backend, as listed.
 #[derive(Debug, Clone, PartialEq, Eq)]

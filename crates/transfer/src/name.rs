@@ -36,7 +36,17 @@ mod tests {
 
     #[test]
     fn refuses_escapes() {
-        for bad in ["", "../x", "a/../b", "/etc/passwd", "a//b", "a/", ".tmp", "a b", "a\\b"] {
+        for bad in [
+            "",
+            "../x",
+            "a/../b",
+            "/etc/passwd",
+            "a//b",
+            "a/",
+            ".tmp",
+            "a b",
+            "a\\b",
+        ] {
             assert!(validate_name(bad).is_err(), "{bad:?} accepted");
         }
         for good in ["config", "packs/ab/ab12", "snapshots/x-y_z.1"] {

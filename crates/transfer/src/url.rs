@@ -1,6 +1,6 @@
 use std::path::PathBuf;
 
-use crate::{Backend, BackendError, LocalBackend};
+use crate::{Backend, BackendError, LocalBackend, SftpBackend, SftpConfig};
 
 /// Where a repository lives, parsed from `--repo`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -45,7 +45,9 @@ impl RepoUrl {
             return Err(bad("empty path"));
         }
         if url.contains("://") && !url.starts_with("file://") {
-            return Err(bad("supported schemes are a plain path, file:// and sftp://"));
+            return Err(bad(
+                "supported schemes are a plain path, file:// and sftp://",
+            ));
         }
         Ok(RepoUrl::Local(PathBuf::from(path)))
     }
@@ -65,9 +67,21 @@ fn connect(url: &str, create: bool) -> Result<Box<dyn Backend>, BackendError> {
     match RepoUrl::parse(url)? {
         RepoUrl::Local(path) if create => Ok(Box::new(LocalBackend::create(path)?)),
         RepoUrl::Local(path) => Ok(Box::new(LocalBackend::open(path)?)),
-        RepoUrl::Sftp { .. } => Err(BackendError::Other(
-            "sftp:// repositories are not supported by this build".into(),
-        )),
+        // Keys, known_hosts and host-key acceptance come from VTOOL_SSH_* (see SftpConfig).
+        RepoUrl::Sftp {
+            user,
+            host,
+            port,
+            path,
+        } => {
+            let config = SftpConfig::new(user, host, port, path).with_env();
+            let backend = if create {
+                SftpBackend::create(config)?
+            } else {
+                SftpBackend::open(config)?
+            };
+            Ok(Box::new(backend))
+        }
     }
 }
 

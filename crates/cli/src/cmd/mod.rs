@@ -1,4 +1,5 @@
 pub mod backup;
+pub mod diff;
 pub mod init;
 pub mod keys;
 pub mod restore;

@@ -22,6 +22,9 @@ pub struct Args {
     /// Restore only paths matching this glob, e.g. 'node/validator/**' (repeatable).
     #[arg(long = "include")]
     include: Vec<String>,
+    /// After restoring, re-read everything written, recompute the fingerprint and compare.
+    #[arg(long, conflicts_with = "include")]
+    verify: bool,
     #[arg(long)]
     no_cache: bool,
     #[arg(long)]
@@ -50,6 +53,7 @@ struct Summary<'a> {
     target: PathBuf,
     #[serde(flatten)]
     report: &'a RestoreReport,
+    verification: Option<vtool_verify::Comparison>,
 }
 
 pub fn run(a: Args) -> anyhow::Result<Outcome> {
@@ -68,12 +72,23 @@ pub fn run(a: Args) -> anyhow::Result<Outcome> {
         bar.finish_and_clear();
     }
     let report = report?;
+    let verification = if a.verify {
+        let index = repo.load_index(None)?;
+        let reader = vtool_snapshot::reader::BlobReader::new(&repo, &key, &index);
+        Some(vtool_verify::compare(&reader, &snap, &a.target)?)
+    } else {
+        None
+    };
+    let verified_ok = verification
+        .as_ref()
+        .is_none_or(|v| v.fingerprint_matches && v.differences.is_empty());
     if a.json {
         output::print_json(&Summary {
             snapshot: id.to_hex(),
             fingerprint: snap.fingerprint.to_hex(),
             target: a.target.clone(),
             report: &report,
+            verification,
         })?;
     } else {
         println!(
@@ -89,6 +104,19 @@ pub fn run(a: Args) -> anyhow::Result<Outcome> {
         for d in &report.damaged {
             println!("DAMAGED (not restored): {}: {}", d.path, d.message);
         }
+        if let Some(v) = &verification {
+            for d in &v.differences {
+                println!("DIFFERS: {} ({:?}): {}", d.path, d.kind, d.detail);
+            }
+            if verified_ok {
+                println!("verified: every byte re-read from disk; fingerprint matches");
+            } else {
+                println!(
+                    "VERIFY FAILED: fingerprint on disk {}",
+                    v.fingerprint_on_disk
+                );
+            }
+        }
         if !report.damaged.is_empty() {
             println!(
                 "run `vtool check --repo {} --read-data` to see the extent of the damage",
@@ -96,7 +124,7 @@ pub fn run(a: Args) -> anyhow::Result<Outcome> {
             );
         }
     }
-    Ok(if report.damaged.is_empty() {
+    Ok(if report.damaged.is_empty() && verified_ok {
         Outcome::Ok
     } else {
         Outcome::DataProblem

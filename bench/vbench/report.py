@@ -1,0 +1,103 @@
+"""Markdown rendering of results (stdout) — the JSON is the results dict itself."""
+
+from . import targets as T
+from .units import fmt_size
+
+
+def _f(v, digits=1):
+    return "—" if v is None else f"{v:.{digits}f}"
+
+
+def _verdict(met):
+    return "n/a" if met is None else ("**met**" if met else "**MISSED**")
+
+
+def phase_table(ph: dict) -> list:
+    lines = ["| tool | wall s | MB/s | peak RSS MiB | repo MiB | status |",
+             "|---|---:|---:|---:|---:|---|"]
+    for tool, c in ph["tools"].items():
+        status = c["status"] + (f": {c['note']}" if c.get("note") else "")
+        if c["status"] != "ok":  # numbers of failed / n/a runs stay in the JSON only
+            c = {}
+        lines.append(f"| {tool} | {_f(c.get('wall_s'), 2)} | {_f(c.get('mb_s'))} | "
+                     f"{_f(c.get('peak_rss_mib'))} | {_f(c.get('repo_mib'))} | {status.replace('|', '/')} |")
+    return lines
+
+
+def comparison_lines(results: dict, name: str, ph: dict) -> list:
+    out = []
+    v = ph["tools"].get(T.SUBJECT)
+    if not v or v.get("status") != "ok":
+        return out
+    for other in ("restic", "borg"):
+        o = ph["tools"].get(other)
+        if not o or o.get("status") != "ok" or not v.get("wall_s"):
+            continue
+        parts = [f"{o['wall_s'] / v['wall_s']:.2f}x faster (throughput {v['mb_s']:.1f} vs {o['mb_s']:.1f} MB/s)"]
+        if v.get("peak_rss_mib") and o.get("peak_rss_mib"):
+            parts.append(f"peak RSS {v['peak_rss_mib'] / o['peak_rss_mib']:.2f}x")
+        if v.get("repo_mib") and o.get("repo_mib"):
+            parts.append(f"repo {v['repo_mib'] / o['repo_mib']:.2f}x")
+        out.append(f"- vtool vs {other}: " + ", ".join(parts))
+    return out
+
+
+def target_lines(results: dict, phase: str) -> list:
+    out = []
+    for t in results.get("targets", []):
+        if t["phase"] == phase:
+            r = "—" if t["ratio"] is None else f"{t['ratio']:.2f}x"
+            out.append(f"- target: {t['text']}: {r} (need {t['required']:g}x) → {_verdict(t['met'])}")
+    return out
+
+
+def markdown(results: dict) -> str:
+    ds = results["dataset"]
+    L = [f"# vtool benchmark — {results['size']} dataset (seed {results['seed']})", ""]
+    L.append(f"- host: {results['host']['cpus']} CPUs, {results['host']['mem']}, {results['host']['kernel']}")
+    L.append(f"- dataset: state A {fmt_size(ds['A']['bytes'])} / {ds['A']['files']} files; "
+             f"state B {fmt_size(ds['B']['bytes'])} / {ds['B']['files']} files" if "B" in ds else
+             f"- dataset: state A {fmt_size(ds['A']['bytes'])} / {ds['A']['files']} files")
+    if ds.get("compression"):
+        c = ds["compression"]
+        L.append(f"- compressibility ({c['method']}): freezer {c['freezer_ratio']:.2f}x, .ldb {c['ldb_ratio']:.2f}x")
+    L.append(f"- page cache dropped before each measured command: {'yes' if results['drop_caches'] else 'no'}")
+    for name, t in results["tools"].items():
+        L.append(f"- {name}: {t.get('version') or '—'} ({t['status']}{': ' + t['note'] if t.get('note') else ''})")
+    L.append("- MB/s = dataset bytes (10^6) / wall time; RSS from /usr/bin/time %M; repo = du -sb after the backup")
+    for name, ph in results["phases"].items():
+        L += ["", f"## {ph['title']} (state {ph['state']})", ""]
+        L += phase_table(ph)
+        extra = comparison_lines(results, name, ph) + target_lines(results, name)
+        if extra:
+            L += [""] + extra
+    tl = target_lines(results, "*")
+    if tl:
+        L += ["", "## Memory", ""] + tl
+    if results.get("targets"):
+        L += ["", "## Targets", "", "| target | vs | need | actual | result |", "|---|---|---:|---:|---|"]
+        for t in results["targets"]:
+            r = "—" if t["ratio"] is None else f"{t['ratio']:.2f}x"
+            L.append(f"| {t['text']} | {t['other']} | {t['required']:g}x | {r} | {_verdict(t['met'])} |")
+    if results.get("verification_failures"):
+        L += ["", "## RESTORE VERIFICATION FAILED", ""]
+        for f in results["verification_failures"]:
+            L.append(f"- {f['tool']}: " + "; ".join(f["errors"][:10]))
+    return "\n".join(L) + "\n"
+
+
+def flatness_markdown(all_results: list) -> str:
+    """Peak RSS per tool/phase across dataset sizes (memory should not grow with data)."""
+    sizes = [r["size"] for r in all_results]
+    L = ["# Peak memory vs dataset size", "",
+         "| tool | phase | " + " | ".join(f"RSS MiB @ {s}" for s in sizes) + " | growth |",
+         "|---|---|" + "---:|" * (len(sizes) + 1)]
+    first = all_results[0]
+    for phase in first["phases"]:
+        for tool in first["phases"][phase]["tools"]:
+            vals = [r["phases"].get(phase, {}).get("tools", {}).get(tool, {}).get("peak_rss_mib")
+                    if r["phases"].get(phase, {}).get("tools", {}).get(tool, {}).get("status") == "ok" else None
+                    for r in all_results]
+            growth = f"{vals[-1] / vals[0]:.2f}x" if vals[0] and vals[-1] else "—"
+            L.append(f"| {tool} | {phase} | " + " | ".join(_f(v) for v in vals) + f" | {growth} |")
+    return "\n".join(L) + "\n"

@@ -1,0 +1,7 @@
+"""Backup tool adapters.  Add a tool: subclass base.Tool, register it in TOOLS."""
+
+from .borg import Borg
+from .restic import Restic
+from .vtool import Vtool
+
+TOOLS = {t.name: t for t in (Vtool, Restic, Borg)}

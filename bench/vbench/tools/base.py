@@ -1,0 +1,89 @@
+"""What the harness needs from a backup tool.
+
+Each tool gets its own directory (``root``) holding repo/, cache/, config, logs/ and
+restore/.  Commands are returned as ``Cmd`` so the harness can time them uniformly.
+"""
+
+import os
+import shutil
+import subprocess
+from dataclasses import dataclass, field
+
+
+@dataclass
+class Cmd:
+    argv: list
+    cwd: str | None = None
+    ok_codes: tuple = (0,)
+    notes: dict = field(default_factory=dict)
+
+
+class Tool:
+    name = "?"
+    binary = "?"
+
+    def __init__(self, root: str, data_dir: str, binary: str | None = None):
+        self.root = os.path.abspath(root)
+        self.data_dir = os.path.abspath(data_dir)
+        if binary:
+            self.binary = binary
+        self.repo = os.path.join(self.root, "repo")
+        self.cache = os.path.join(self.root, "cache")
+        self.logs = os.path.join(self.root, "logs")
+
+    # -- availability ---------------------------------------------------------------
+    def resolved_binary(self) -> str | None:
+        if os.sep in self.binary:
+            return self.binary if os.access(self.binary, os.X_OK) else None
+        return shutil.which(self.binary)
+
+    def missing(self) -> str | None:
+        """Reason the tool cannot run, or None."""
+        return None if self.resolved_binary() else f"{self.binary} not found"
+
+    def version(self) -> str:
+        try:
+            p = subprocess.run([self.resolved_binary() or self.binary, *self.version_args()],
+                               capture_output=True, text=True, env=self.env(), timeout=30)
+            return (p.stdout or p.stderr).strip().splitlines()[0]
+        except (OSError, IndexError, subprocess.TimeoutExpired):
+            return "unknown"
+
+    def version_args(self):
+        return ["--version"]
+
+    # -- environment ----------------------------------------------------------------
+    def env(self) -> dict:
+        return dict(os.environ)
+
+    # -- commands -------------------------------------------------------------------
+    def init_cmd(self) -> Cmd:
+        raise NotImplementedError
+
+    def backup_cmd(self, phase: str) -> Cmd:
+        raise NotImplementedError
+
+    def restore_cmd(self, target: str) -> Cmd:
+        raise NotImplementedError
+
+    def restored_root(self, target: str) -> str:
+        """Where the backed-up directory ends up under ``target``."""
+        raise NotImplementedError
+
+    def check_cmd(self) -> Cmd | None:
+        return None
+
+    # -- results --------------------------------------------------------------------
+    def classify_failure(self, stderr_text: str) -> str:
+        """'failed' or 'n/a' (feature not implemented by this tool version)."""
+        return "failed"
+
+    def parse_summary(self, stdout_text: str):
+        """Tool-reported backup summary (dict) if it prints one."""
+        return None
+
+    def repo_paths(self):
+        return [self.repo]
+
+    def cache_paths(self):
+        return [self.cache]

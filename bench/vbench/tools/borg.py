@@ -1,0 +1,63 @@
+"""borg 1.2: repokey-blake2, zstd level 3."""
+
+import json
+import os
+import subprocess
+
+from .base import Cmd, Tool
+
+
+class Borg(Tool):
+    name = "borg"
+    binary = "borg"
+
+    def env(self):
+        e = super().env()
+        e.update(
+            BORG_PASSPHRASE="bench",
+            BORG_BASE_DIR=os.path.join(self.root, "home"),
+            BORG_CACHE_DIR=self.cache,
+            BORG_CONFIG_DIR=os.path.join(self.root, "config"),
+            BORG_SECURITY_DIR=os.path.join(self.root, "security"),
+            BORG_KEYS_DIR=os.path.join(self.root, "keys"),
+            BORG_UNKNOWN_UNENCRYPTED_REPO_ACCESS_IS_OK="yes",
+            BORG_RELOCATED_REPO_ACCESS_IS_OK="yes",
+        )
+        e.pop("BORG_REPO", None)
+        return e
+
+    def init_cmd(self):
+        return Cmd([self.binary, "init", "--encryption=repokey-blake2", self.repo])
+
+    def backup_cmd(self, phase):
+        # rc 1 = "warning" in borg 1.2 (e.g. a file changed while read): still a backup
+        return Cmd([self.binary, "create", "--compression", "zstd,3", "--stats", "--json",
+                    f"{self.repo}::{phase}-{{now}}", self.data_dir], ok_codes=(0, 1))
+
+    def latest_archive(self) -> str:
+        p = subprocess.run([self.binary, "list", "--last", "1", "--short", self.repo],
+                           capture_output=True, text=True, env=self.env())
+        names = p.stdout.split()
+        if p.returncode != 0 or not names:
+            raise RuntimeError(f"borg list failed: {p.stderr.strip()[-300:]}")
+        return names[-1]
+
+    def restore_cmd(self, target):
+        archive = self.latest_archive()  # untimed helper
+        return Cmd([self.binary, "extract", f"{self.repo}::{archive}"], cwd=target, ok_codes=(0, 1),
+                   notes={"archive": archive})
+
+    def restored_root(self, target):
+        return os.path.join(target, self.data_dir.lstrip("/"))
+
+    def check_cmd(self):
+        return Cmd([self.binary, "check", "--verify-data", self.repo])
+
+    def parse_summary(self, stdout_text):
+        try:
+            return json.loads(stdout_text)
+        except ValueError:
+            return None
+
+    def cache_paths(self):
+        return [self.cache, os.path.join(self.root, "security")]

@@ -1,0 +1,56 @@
+use std::path::PathBuf;
+
+use vtool_snapshot::keys;
+
+use super::RepoArg;
+use crate::{output, Outcome};
+
+#[derive(clap::Args)]
+pub struct Args {
+    #[command(flatten)]
+    repo: RepoArg,
+    /// The restore identity (trees are encrypted).
+    #[arg(long, env = "VTOOL_IDENTITY")]
+    identity: PathBuf,
+    /// Snapshot id prefix or `latest`.
+    snapshot: String,
+    /// Directory holding the snapshot's top-level entries (e.g. the parent of a node dir).
+    dir: PathBuf,
+    #[arg(long)]
+    json: bool,
+}
+
+/// Exit 0 when the directory is exactly the snapshot, 1 when it differs.
+pub fn run(a: Args) -> anyhow::Result<Outcome> {
+    let repo = a.repo.open()?;
+    let key = repo.unlock(keys::load_identity(&a.identity)?)?;
+    let (id, snap) = repo.find_snapshot(&a.snapshot)?;
+    let index = repo.load_index(None)?;
+    let reader = vtool_snapshot::reader::BlobReader::new(&repo, &key, &index);
+    let cmp = vtool_verify::compare(&reader, &snap, &a.dir)?;
+    let same = cmp.fingerprint_matches && cmp.differences.is_empty();
+    if a.json {
+        output::print_json(&cmp)?;
+    } else {
+        for d in &cmp.differences {
+            println!(
+                "{:<9} {}  {}",
+                format!("{:?}", d.kind).to_lowercase(),
+                d.path,
+                d.detail
+            );
+        }
+        println!(
+            "{} vs snapshot {}: {} ({} files hashed)",
+            a.dir.display(),
+            id.short(),
+            if same {
+                "identical, fingerprint matches"
+            } else {
+                "DIFFERENT"
+            },
+            cmp.files_hashed
+        );
+    }
+    Ok(if same { Outcome::Ok } else { Outcome::No })
+}
