@@ -70,7 +70,7 @@ pub struct BackupReport {
     pub new_blobs: u64,
 }
 
-const BATCH_BYTES: usize = 8 << 20;
+const BATCH_BYTES: usize = 4 << 20;
 const PACKERS: usize = 2;
 const PACKS_PER_INDEX: usize = 64;
 
@@ -337,7 +337,7 @@ impl Engine<'_> {
         let params = self.repo.config().chunker;
         let level = self.repo.config().zstd_level;
         let (batch_tx, batch_rx) = bounded::<Vec<Item>>(2);
-        let (blob_tx, blob_rx) = bounded::<NewBlob>(16);
+        let (blob_tx, blob_rx) = bounded::<NewBlob>(8);
         let mut stats = ReadStats { files: 0, bytes: 0 };
 
         std::thread::scope(|s| -> Result<()> {

@@ -12,7 +12,7 @@ pub const DEFAULT_PARAMS: ChunkerParams = ChunkerParams {
 };
 
 /// How much of a file is read and cut at once.
-const SEGMENT: usize = 16 * 1024 * 1024;
+const SEGMENT: usize = 4 * 1024 * 1024;
 
 /// Cuts files into chunks, reusing one buffer across files.
 pub struct Chunker {

@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Runs the whole test suite. The tests use real programs: OpenSSH's sshd (SFTP backend) and
+# sqlite3; install them first when they are missing and we can.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+need=()
+command -v sshd >/dev/null 2>&1 || [ -x /usr/sbin/sshd ] || need+=(openssh-server)
+command -v ssh-keygen >/dev/null 2>&1 || need+=(openssh-client)
+command -v sqlite3 >/dev/null 2>&1 || need+=(sqlite3)
+if [ ${#need[@]} -gt 0 ]; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}"
+  else
+    echo "missing: ${need[*]} (install them, e.g. sudo apt-get install ${need[*]})" >&2
+    exit 2
+  fi
+fi
+exec cargo test --workspace
