@@ -71,7 +71,9 @@ pub struct BackupReport {
 }
 
 const BATCH_BYTES: usize = 4 << 20;
-const PACKERS: usize = 2;
+/// One packer encrypts faster than the rest of the pipeline produces; each more would hold
+/// another pack in memory.
+const PACKERS: usize = 1;
 const PACKS_PER_INDEX: usize = 64;
 
 enum Item {
@@ -336,8 +338,8 @@ impl Engine<'_> {
             .collect();
         let params = self.repo.config().chunker;
         let level = self.repo.config().zstd_level;
-        let (batch_tx, batch_rx) = bounded::<Vec<Item>>(2);
-        let (blob_tx, blob_rx) = bounded::<NewBlob>(8);
+        let (batch_tx, batch_rx) = bounded::<Vec<Item>>(1);
+        let (blob_tx, blob_rx) = bounded::<NewBlob>(4);
         let mut stats = ReadStats { files: 0, bytes: 0 };
 
         std::thread::scope(|s| -> Result<()> {

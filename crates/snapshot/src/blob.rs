@@ -14,17 +14,22 @@ pub struct EncodedBlob {
 const PROBE_LEN: usize = 64 * 1024;
 
 thread_local! {
-    static COMPRESSOR: RefCell<Option<(i32, zstd::bulk::Compressor<'static>)>> = const { RefCell::new(None) };
+    /// One compressor per level and thread: probing (level 1) and compressing alternate, and
+    /// building a zstd context per call would cost more than compressing a sample.
+    static COMPRESSORS: RefCell<Vec<(i32, zstd::bulk::Compressor<'static>)>> = const { RefCell::new(Vec::new()) };
 }
 
 fn compress(data: &[u8], level: i32) -> Option<Vec<u8>> {
-    COMPRESSOR.with(|cell| {
-        let mut slot = cell.borrow_mut();
-        if slot.as_ref().is_none_or(|(l, _)| *l != level) {
-            *slot = Some((level, zstd::bulk::Compressor::new(level).ok()?));
-        }
-        let (_, c) = slot.as_mut()?;
-        c.compress(data).ok()
+    COMPRESSORS.with(|cell| {
+        let mut list = cell.borrow_mut();
+        let pos = match list.iter().position(|(l, _)| *l == level) {
+            Some(p) => p,
+            None => {
+                list.push((level, zstd::bulk::Compressor::new(level).ok()?));
+                list.len() - 1
+            }
+        };
+        list[pos].1.compress(data).ok()
     })
 }
 
