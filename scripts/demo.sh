@@ -3,8 +3,8 @@
 # full verification, prove the keystore opens, and show the fingerprint.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-cargo build --release -p vtool
-vtool=$PWD/target/release/vtool
+cargo build -p vtool
+vtool=$PWD/target/debug/vtool
 work=$(mktemp -d "${TMPDIR:-/tmp}/vtool-demo.XXXXXX")
 export VTOOL_CACHE_DIR=$work/cache
 echo "== working in $work"

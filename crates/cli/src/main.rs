@@ -33,11 +33,17 @@ enum Command {
     Restore(cmd::restore::Args),
     /// Compare a live directory with a snapshot (added, removed, changed files).
     Diff(cmd::diff::Args),
+    /// Check the repository's integrity: structure, --packs (no key), --read-data.
+    Check(cmd::check::Args),
+    /// Copy a repository elsewhere (off-site, a drive), sending only what is missing.
+    Copy(cmd::copy::Args),
     /// Prove that every EIP-2335 keystore in a directory unlocks with its password.
     Keys {
         #[command(subcommand)]
         command: cmd::keys::Command,
     },
+    /// List the client profiles: what each client keeps where, what is rebuildable, live locks.
+    Profiles(cmd::profiles::Args),
     /// Inspect, split and merge EIP-3076 slashing-protection interchange files.
     Slashing {
         #[command(subcommand)]
@@ -63,8 +69,11 @@ fn main() -> ExitCode {
         Command::Snapshots(a) => cmd::snapshots::run(a),
         Command::Restore(a) => cmd::restore::run(a),
         Command::Diff(a) => cmd::diff::run(a),
+        Command::Check(a) => cmd::check::run(a),
+        Command::Copy(a) => cmd::copy::run(a),
         Command::Keys { command } => cmd::keys::run(command),
         Command::Slashing { command } => cmd::slashing::run(command),
+        Command::Profiles(a) => cmd::profiles::run(a),
     };
     match result {
         Ok(Outcome::Ok) => ExitCode::SUCCESS,

@@ -116,6 +116,10 @@ pub fn backup(
 
     let mut scan = scan(&opts.paths, &opts.excludes)?;
     let mut warnings = std::mem::take(&mut scan.warnings);
+    warnings.extend(index.damaged.iter().map(|why| Warning {
+        path: "repository index".into(),
+        message: format!("{why}; ignored (run `vtool check`)"),
+    }));
     for w in &warnings {
         progress.warn(w);
     }

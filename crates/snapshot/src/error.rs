@@ -31,11 +31,11 @@ pub enum Error {
     TargetNotEmpty(PathBuf),
     #[error("refusing unsafe entry name {0:?} in the repository (path traversal attempt?)")]
     UnsafeName(String),
-    #[error("{path}: {source}")]
+    // Not a `#[source]`: the message already carries it, and the CLI prints error chains.
+    #[error("{path}: {error}")]
     Io {
         path: PathBuf,
-        #[source]
-        source: std::io::Error,
+        error: std::io::Error,
     },
     #[error("invalid pattern {0}")]
     Pattern(String),
@@ -45,7 +45,7 @@ impl Error {
     pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
         Error::Io {
             path: path.into(),
-            source,
+            error: source,
         }
     }
 

@@ -17,6 +17,8 @@ pub struct BlobLocation {
 pub struct MasterIndex {
     blobs: HashMap<Id, BlobLocation>,
     packs: HashMap<Id, u64>,
+    /// Index files that could not be used, with why.
+    pub damaged: Vec<String>,
 }
 
 impl MasterIndex {

@@ -207,19 +207,21 @@ impl Repository {
         Ok(id)
     }
 
-    /// Load every index, from the local cache where possible.
+    /// Load every index, from the local cache where possible. A damaged index file is left
+    /// out and named in [`MasterIndex::damaged`] (one planted file must not stop every backup
+    /// and restore; what it listed shows up as missing blobs, which `check` attributes).
     pub fn load_index(&self, cache: Option<&Cache>) -> Result<MasterIndex> {
         let objects = self.backend.list("index")?;
         let files = objects
             .par_iter()
-            .map(|obj| {
+            .map(|obj| -> Result<std::result::Result<_, String>> {
                 let cached = cache.and_then(|c| c.read_index(&obj.name));
                 let data = match cached {
                     Some(d) => d,
                     None => {
                         let d = self.backend.get(&obj.name)?;
                         if obj.name != format!("index/{}", Id::hash(&d)) {
-                            return Err(Error::Corrupt(format!(
+                            return Ok(Err(format!(
                                 "{} does not match its content hash",
                                 obj.name
                             )));
@@ -230,12 +232,15 @@ impl Repository {
                         d
                     }
                 };
-                decode_index(&obj.name, &data)
+                Ok(decode_index(&obj.name, &data).map_err(|e| e.to_string()))
             })
             .collect::<Result<Vec<_>>>()?;
         let mut index = MasterIndex::default();
-        for f in &files {
-            index.add_file(f);
+        for f in files {
+            match f {
+                Ok(f) => index.add_file(&f),
+                Err(why) => index.damaged.push(why),
+            }
         }
         Ok(index)
     }

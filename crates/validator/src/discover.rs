@@ -70,6 +70,8 @@ pub fn classify(path: &Path) -> Option<FoundKeystore> {
         Layout::Generic
     } else if KEYSTORE_DIRS.contains(&parent) && !name.starts_with("deposit_data") {
         Layout::KeystoreDir
+    } else if name.ends_with("-keystore.json") {
+        Layout::Generic
     } else {
         return None;
     };

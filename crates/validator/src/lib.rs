@@ -59,12 +59,14 @@
 //! ```
 
 pub mod budget;
+pub mod definitions;
 pub mod discover;
 pub mod kdf;
 pub mod keys_check;
 pub mod keystore;
 pub mod keystore_create;
 pub mod password;
+pub mod profiles;
 pub mod slashing;
 
 pub use budget::{BudgetStats, MemoryBudget, DEFAULT_MEMORY_BUDGET};

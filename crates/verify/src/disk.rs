@@ -17,7 +17,7 @@ pub(crate) struct DiskEntry {
 fn io(path: &Path, source: std::io::Error) -> Error {
     Error::Io {
         path: path.to_path_buf(),
-        source,
+        error: source,
     }
 }
 

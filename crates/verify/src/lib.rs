@@ -5,6 +5,14 @@
 //! `vtool restore --verify` (prove a restore bit for bit) and `vtool diff` (is the live
 //! directory on the new server exactly what we backed up?).
 //!
+//! [`check()`] checks a whole repository (`vtool check`): its structure (every object named
+//! by its hash, every indexed pack present with its size, unreferenced packs noted), with
+//! the restore identity every snapshot authenticated and every tree walked; `packs`
+//! re-hashes stored packs without any key; `read_data` decrypts packs and checks every
+//! blob. [`Subset`] spreads the expensive levels over several runs, remembered in
+//! `check/<blake3>` state objects. Every [`Problem`] names the damaged object, pack, blob
+//! and, with the identity, the snapshots and paths it reaches.
+//!
 //! ```no_run
 //! # fn demo(repo: &vtool_snapshot::Repository, key: &vtool_snapshot::keys::RestoreKey) -> Result<(), Box<dyn std::error::Error>> {
 //! let index = repo.load_index(None)?;
@@ -15,8 +23,13 @@
 //! # Ok(()) }
 //! ```
 
+mod check;
 mod compare;
 mod disk;
 
+pub use check::{
+    check, CheckCounts, CheckError, CheckOptions, CheckProgress, CheckReport, DamagedPath,
+    NoCheckProgress, Problem, ProblemKind, Subset, SubsetRun, Unreferenced,
+};
 pub use compare::{compare, Comparison, Difference, DifferenceKind};
 pub use disk::disk_fingerprint;

@@ -1,10 +1,36 @@
-use std::path::PathBuf;
-use std::time::Instant;
+//! `vtool backup`: client profiles, consistency checks and hooks around the backup engine.
+//!
+//! Order of events:
+//! 1. profiles are resolved (`--profile`, else detected per path) and, with `--verify-keys`,
+//!    every keystore must open with its password (exit 1 otherwise);
+//! 2. the client version is asked (`--version-cmd` or the profile's binary) while the client
+//!    still runs;
+//! 3. with `--live-precopy`, a first pass reads everything while the client runs; its snapshot
+//!    is tagged `precopy` and labelled `consistency=precopy-incomplete` (never restore it as a
+//!    consistent backup); it fills the repository and the files cache so the next pass reads
+//!    only what changed;
+//! 4. the `--pre` hook runs (`sh -c`); a failing hook aborts with exit 2;
+//! 5. live locks are checked (after a pre hook, vtool waits up to `--lock-wait` seconds for
+//!    them to go away); a held lock refuses the backup with exit 2 unless `--allow-live`;
+//! 6. the backup runs;
+//! 7. the `--post` hook runs whatever happened before (also when an earlier step failed or
+//!    refused), so a service stopped by `--pre` is started again; a failing post hook turns
+//!    a successful run into exit 2 (the snapshot is kept).
+//!
+//! Hook output goes to stderr so `--json` output stays clean.
 
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
 use indicatif::ProgressBar;
 use serde::Serialize;
 use vtool_snapshot::keys::BackupKey;
-use vtool_snapshot::{BackupOptions, BackupProgress, Warning};
+use vtool_snapshot::{BackupOptions, BackupProgress, BackupReport, Warning};
+use vtool_validator::profiles::{self, LiveLock, Profile};
+use vtool_validator::{check_keystores, CheckOptions, KeyStatus, PasswordSource};
 
 use super::RepoArg;
 use crate::{output, Outcome};
@@ -27,6 +53,49 @@ pub struct Args {
     no_cache: bool,
     #[arg(long)]
     json: bool,
+    /// Client profile of every path (see `vtool profiles`); detected per path when absent.
+    #[arg(long)]
+    profile: Option<String>,
+    /// Leave out what the client rebuilds by syncing (chain databases, ancient/static files);
+    /// keys, secrets, slashing protection, JWT secret, node key and config are always kept.
+    #[arg(long)]
+    skip_rebuildable: bool,
+    /// Command printing the client version (run with `sh -c`), e.g. 'docker exec geth geth
+    /// version'; default: the profile's binary if it is on PATH.
+    #[arg(long)]
+    version_cmd: Option<String>,
+    /// Run before reading the data (`sh -c`), e.g. 'systemctl stop lighthouse-bn'. If it
+    /// fails the backup is not made (exit 2); the --post hook still runs.
+    #[arg(long)]
+    pre: Option<String>,
+    /// Run at the end, always: also when the backup, the pre hook or the lock check failed.
+    #[arg(long)]
+    post: Option<String>,
+    /// Seconds to wait, after the pre hook, for the client to release its locks.
+    #[arg(long, default_value_t = 30)]
+    lock_wait: u64,
+    /// Back up even though a client holds its database locks (the copy may be inconsistent).
+    #[arg(long)]
+    allow_live: bool,
+    /// First read everything while the client runs (snapshot tagged `precopy`, labelled
+    /// `consistency=precopy-incomplete`), then run --pre and make the real snapshot, which
+    /// reads only the files changed since.
+    #[arg(long)]
+    live_precopy: bool,
+    /// Before the backup, prove that every keystore under the paths opens with its password;
+    /// refuse (exit 1) otherwise.
+    #[arg(long)]
+    verify_keys: bool,
+    /// With --verify-keys: directory of password files named by public key (default: a
+    /// `secrets/` directory in each path, if any).
+    #[arg(long, conflicts_with = "password_file")]
+    passwords: Option<PathBuf>,
+    /// With --verify-keys: one password file for every keystore.
+    #[arg(long)]
+    password_file: Option<PathBuf>,
+    /// With --verify-keys: memory the key derivations may use at once, in MiB.
+    #[arg(long, default_value_t = 1024)]
+    memory_budget_mib: u64,
     /// Directories and files to back up.
     #[arg(required = true)]
     paths: Vec<PathBuf>,
@@ -35,6 +104,8 @@ pub struct Args {
 struct Progress {
     bar: Option<ProgressBar>,
     json: bool,
+    /// Do not print warnings (the precopy pass expects files to change).
+    quiet: bool,
 }
 
 impl BackupProgress for Progress {
@@ -50,6 +121,9 @@ impl BackupProgress for Progress {
         }
     }
     fn warn(&self, w: &Warning) {
+        if self.quiet {
+            return;
+        }
         let line = format!("warning: {}: {}", w.path, w.message);
         match &self.bar {
             Some(bar) => bar.println(line),
@@ -57,6 +131,17 @@ impl BackupProgress for Progress {
             None => eprintln!("{line}"),
         }
     }
+}
+
+/// A backup path and the profile applied to (part of) it.
+#[derive(Serialize, Clone)]
+struct Target {
+    path: PathBuf,
+    profile: Option<&'static str>,
+    /// The directory the profile's rules are relative to.
+    root: PathBuf,
+    /// Found by detection (not given with --profile).
+    detected: bool,
 }
 
 #[derive(Serialize)]
@@ -74,28 +159,377 @@ struct Summary<'a> {
     dedup_ratio: Option<f64>,
     duration_secs: f64,
     warnings: &'a [Warning],
+    /// Profiles used, per path (`profile` null where none applied).
+    profiles: &'a [Target],
+    /// The `profile` label (comma-separated names), if any.
+    profile: Option<String>,
+    client_version: Option<String>,
+    skip_rebuildable: bool,
+    /// The first pass of --live-precopy (not consistent; do not restore it as a backup).
+    precopy_snapshot: Option<String>,
+    /// Locks that were held while reading (--allow-live).
+    live_locks_ignored: &'a [LiveLock],
 }
 
 pub fn run(a: Args) -> anyhow::Result<Outcome> {
+    let result = run_inner(&a);
+    if let Some(post) = &a.post {
+        if let Err(e) = run_hook("post", post) {
+            if result.is_ok() {
+                return Err(e.context("the backup finished, but the post hook failed"));
+            }
+            eprintln!("error: {e:#}");
+        }
+    }
+    result
+}
+
+/// Run a hook with `sh -c`, its output on our stderr.
+fn run_hook(which: &str, cmd: &str) -> anyhow::Result<()> {
+    let status = Command::new("sh")
+        .arg("-c")
+        .arg(cmd)
+        .stdin(Stdio::null())
+        .stdout(std::io::stderr())
+        .status()
+        .with_context(|| format!("cannot run the {which} hook {cmd:?}"))?;
+    if !status.success() {
+        bail!("the {which} hook {cmd:?} failed ({status})");
+    }
+    Ok(())
+}
+
+fn resolve_targets(a: &Args) -> anyhow::Result<Vec<Target>> {
+    let forced = match &a.profile {
+        Some(name) => Some(profiles::find(name).with_context(|| {
+            format!(
+                "unknown profile {name:?}; known profiles: {}",
+                profiles::names().join(", ")
+            )
+        })?),
+        None => None,
+    };
+    let mut targets = Vec::new();
+    for p in &a.paths {
+        let abs = std::path::absolute(p).with_context(|| format!("bad path {}", p.display()))?;
+        if let Some(profile) = forced {
+            targets.push(Target {
+                path: abs.clone(),
+                profile: Some(profile.name),
+                root: abs,
+                detected: false,
+            });
+            continue;
+        }
+        let found = profiles::detect(&abs);
+        if found.is_empty() {
+            targets.push(Target {
+                path: abs.clone(),
+                profile: None,
+                root: abs.clone(),
+                detected: false,
+            });
+        }
+        for d in found {
+            targets.push(Target {
+                path: abs.clone(),
+                profile: Some(d.profile.name),
+                root: d.root,
+                detected: true,
+            });
+        }
+    }
+    Ok(targets)
+}
+
+fn profile_of(t: &Target) -> Option<&'static Profile> {
+    t.profile.and_then(profiles::find)
+}
+
+/// Prove every keystore under the paths; `Some(No)` when one is not proven.
+fn verify_keys(a: &Args) -> anyhow::Result<Option<Outcome>> {
+    let mut total = 0;
+    let mut bad = Vec::new();
+    for path in &a.paths {
+        let passwords = match (&a.passwords, &a.password_file) {
+            (Some(d), _) => PasswordSource::Dir(d.clone()),
+            (None, Some(f)) => PasswordSource::File(f.clone()),
+            (None, None) if path.join("secrets").is_dir() => {
+                PasswordSource::Dir(path.join("secrets"))
+            }
+            (None, None) => PasswordSource::None,
+        };
+        let opts = CheckOptions {
+            passwords,
+            memory_budget: a.memory_budget_mib.max(1) << 20,
+        };
+        let report = check_keystores(path, &opts)
+            .with_context(|| format!("cannot check the keystores in {}", path.display()))?;
+        total += report.keys.len();
+        for k in &report.keys {
+            if k.status != KeyStatus::Ok {
+                bad.push(format!(
+                    "  {:?} {} {}",
+                    k.status,
+                    k.pubkey.as_deref().unwrap_or("-"),
+                    k.path.display()
+                ));
+            }
+        }
+    }
+    if total == 0 {
+        eprintln!("refusing to back up: --verify-keys found no keystore under the paths");
+        return Ok(Some(Outcome::No));
+    }
+    if !bad.is_empty() {
+        eprintln!(
+            "refusing to back up: {} of {total} keystore(s) are not proven to open with their \
+             password:\n{}",
+            bad.len(),
+            bad.join("\n")
+        );
+        return Ok(Some(Outcome::No));
+    }
+    if !a.json {
+        eprintln!("keys         {total} keystore(s) proven");
+    }
+    Ok(None)
+}
+
+/// Locks held on the data: profile markers and generic lock files, except inside what
+/// --skip-rebuildable leaves out.
+fn find_live_locks(targets: &[Target], skip_rebuildable: bool) -> Vec<LiveLock> {
+    let mut locks: Vec<LiveLock> = Vec::new();
+    let mut seen_paths: Vec<&Path> = Vec::new();
+    for t in targets {
+        if let Some(p) = profile_of(t) {
+            locks.extend(profiles::live_locks(p, &t.root));
+        }
+        if !seen_paths.contains(&t.path.as_path()) {
+            seen_paths.push(&t.path);
+            locks.extend(profiles::live_locks_generic(&t.path));
+        }
+    }
+    locks.sort_by(|a, b| a.path.cmp(&b.path));
+    locks.dedup_by(|a, b| a.path == b.path);
+    if skip_rebuildable {
+        locks.retain(|l| !skipped(targets, &l.path));
+    }
+    locks
+}
+
+/// Is `path` inside a rebuildable rule of a profile (left out by --skip-rebuildable)?
+fn skipped(targets: &[Target], path: &Path) -> bool {
+    targets.iter().any(|t| {
+        let (Some(p), Ok(rel)) = (profile_of(t), path.strip_prefix(&t.root)) else {
+            return false;
+        };
+        p.classify(&rel.to_string_lossy())
+            .is_some_and(|r| r.rebuildable)
+    })
+}
+
+fn describe_lock(l: &LiveLock) -> String {
+    match &l.holder {
+        Some(h) => format!(
+            "{} is locked by process {h} [{}]",
+            l.path.display(),
+            l.lock_type
+        ),
+        None => format!(
+            "{} is locked by another process [{}; no pid known]",
+            l.path.display(),
+            l.lock_type
+        ),
+    }
+}
+
+fn client_versions(a: &Args, targets: &[Target]) -> Option<String> {
+    let mut names: Vec<&'static Profile> = Vec::new();
+    for t in targets {
+        if let Some(p) = profile_of(t) {
+            if !names.iter().any(|n| n.name == p.name) {
+                names.push(p);
+            }
+        }
+    }
+    if let Some(cmd) = &a.version_cmd {
+        return profiles::client_version(names.first().copied(), Some(cmd));
+    }
+    let versions: Vec<(&str, String)> = names
+        .iter()
+        .filter_map(|p| profiles::client_version(Some(p), None).map(|v| (p.name, v)))
+        .collect();
+    match versions.as_slice() {
+        [] => None,
+        [(_, v)] => Some(v.clone()),
+        many => Some(
+            many.iter()
+                .map(|(n, v)| format!("{n}: {v}"))
+                .collect::<Vec<_>>()
+                .join("; "),
+        ),
+    }
+}
+
+fn run_inner(a: &Args) -> anyhow::Result<Outcome> {
     let started = Instant::now();
+    let targets = resolve_targets(a)?;
+    if a.verify_keys {
+        if let Some(refused) = verify_keys(a)? {
+            return Ok(refused);
+        }
+    }
     let key = BackupKey::load(&a.backup_key)?;
     let repo = a.repo.open()?;
+
+    let mut excludes = a.excludes.clone();
+    for t in &targets {
+        if let Some(p) = profile_of(t) {
+            for g in profiles::excludes_for(p, &t.root, a.skip_rebuildable) {
+                if !excludes.contains(&g) {
+                    excludes.push(g);
+                }
+            }
+        }
+    }
+    let mut profile_names: Vec<&str> = Vec::new();
+    for t in &targets {
+        if let Some(n) = t.profile {
+            if !profile_names.contains(&n) {
+                profile_names.push(n);
+            }
+        }
+    }
+    let profile_label = (!profile_names.is_empty()).then(|| profile_names.join(","));
+    let client_version = client_versions(a, &targets);
+    let mut labels = BTreeMap::new();
+    if let Some(p) = &profile_label {
+        labels.insert("profile".to_string(), p.clone());
+    }
+    if let Some(v) = &client_version {
+        labels.insert("client_version".to_string(), v.clone());
+    }
+    labels.insert(
+        "skip_rebuildable".to_string(),
+        a.skip_rebuildable.to_string(),
+    );
+    let mut opts = BackupOptions {
+        paths: a.paths.clone(),
+        tags: a.tags.clone(),
+        excludes,
+        labels,
+        cache_base: super::cache_base(a.no_cache),
+    };
+
+    let mut precopy_snapshot = None;
+    if a.live_precopy {
+        if a.no_cache {
+            bail!("--live-precopy needs the files cache; drop --no-cache");
+        }
+        if !a.json {
+            eprintln!("precopy      reading while the client runs (not a consistent snapshot)");
+        }
+        let mut pre_opts = opts.clone();
+        pre_opts.tags.push("precopy".into());
+        pre_opts
+            .labels
+            .insert("consistency".into(), "precopy-incomplete".into());
+        let progress = Progress {
+            bar: output::bytes_bar("precopy"),
+            json: a.json,
+            quiet: true,
+        };
+        let report = vtool_snapshot::backup(&repo, &key, &pre_opts, &progress);
+        if let Some(bar) = &progress.bar {
+            bar.finish_and_clear();
+        }
+        let report = report.context("the precopy pass failed")?;
+        if !a.json {
+            eprintln!(
+                "precopy      snapshot {} (tagged precopy, labelled consistency=precopy-incomplete)",
+                report.snapshot_id.short()
+            );
+        }
+        precopy_snapshot = Some(report.snapshot_id.to_hex());
+    }
+
+    if let Some(pre) = &a.pre {
+        run_hook("pre", pre).context("backup not started")?;
+    }
+
+    let mut locks = find_live_locks(&targets, a.skip_rebuildable);
+    if !locks.is_empty() && a.pre.is_some() {
+        let deadline = Instant::now() + Duration::from_secs(a.lock_wait);
+        while !locks.is_empty() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(200));
+            locks = find_live_locks(&targets, a.skip_rebuildable);
+        }
+    }
+    if !locks.is_empty() {
+        let list: Vec<String> = locks
+            .iter()
+            .map(|l| format!("  {}", describe_lock(l)))
+            .collect();
+        if !a.allow_live {
+            bail!(
+                "refusing to back up: a client is running on this data (live locks held):\n{}\n\
+                 A copy taken while it writes may not be consistent. Stop the client first, or \
+                 let vtool stop and start it: --pre 'systemctl stop <service>' --post \
+                 'systemctl start <service>'; add --live-precopy to keep the downtime short; \
+                 or --allow-live to back up anyway (not consistent)",
+                list.join("\n")
+            );
+        }
+        eprintln!(
+            "WARNING: --allow-live: backing up while a client holds its locks; the snapshot \
+             may NOT be consistent:\n{}",
+            list.join("\n")
+        );
+        opts.labels
+            .insert("consistency".into(), "live-locks-ignored".into());
+        let paths: Vec<String> = locks.iter().map(|l| l.path.display().to_string()).collect();
+        opts.labels.insert("live_locks".into(), paths.join(","));
+    }
+
     let progress = Progress {
         bar: output::bytes_bar("scanning"),
         json: a.json,
-    };
-    let opts = BackupOptions {
-        paths: a.paths.clone(),
-        tags: a.tags.clone(),
-        excludes: a.excludes.clone(),
-        labels: Default::default(),
-        cache_base: super::cache_base(a.no_cache),
+        quiet: false,
     };
     let report = vtool_snapshot::backup(&repo, &key, &opts, &progress);
     if let Some(bar) = &progress.bar {
         bar.finish_and_clear();
     }
     let report = report?;
+    print_summary(
+        a,
+        &report,
+        started,
+        &targets,
+        profile_label,
+        client_version,
+        precopy_snapshot,
+        &locks,
+    )?;
+    Ok(if report.warnings.is_empty() {
+        Outcome::Ok
+    } else {
+        Outcome::DataProblem
+    })
+}
+
+#[allow(clippy::too_many_arguments)]
+fn print_summary(
+    a: &Args,
+    report: &BackupReport,
+    started: Instant,
+    targets: &[Target],
+    profile: Option<String>,
+    client_version: Option<String>,
+    precopy_snapshot: Option<String>,
+    locks: &[LiveLock],
+) -> anyhow::Result<()> {
     let s = &report.snapshot.summary;
     let summary = Summary {
         snapshot: report.snapshot_id.to_hex(),
@@ -110,37 +544,63 @@ pub fn run(a: Args) -> anyhow::Result<Outcome> {
             .then(|| s.bytes as f64 / s.bytes_added_stored as f64),
         duration_secs: started.elapsed().as_secs_f64(),
         warnings: &report.warnings,
+        profiles: targets,
+        profile,
+        client_version,
+        skip_rebuildable: a.skip_rebuildable,
+        precopy_snapshot,
+        live_locks_ignored: locks,
     };
     if a.json {
         output::print_json(&summary)?;
-    } else {
-        println!("snapshot     {} saved", report.snapshot_id.short());
-        println!(
-            "files        {} ({} read, {} unchanged)",
-            summary.files, summary.files_read, summary.files_unchanged
-        );
-        println!("size         {}", output::human_bytes(summary.bytes));
-        println!("read         {}", output::human_bytes(summary.bytes_read));
-        println!(
-            "new stored   {}",
-            output::human_bytes(summary.bytes_added_stored)
-        );
-        match summary.dedup_ratio {
-            Some(r) => println!("dedup ratio  {r:.1}x"),
-            None => println!("dedup ratio  all data already in the repository"),
-        }
-        println!("duration     {:.1}s", summary.duration_secs);
-        println!("fingerprint  {}", output::spoken(&summary.fingerprint));
-        if !report.warnings.is_empty() {
-            println!(
-                "WARNING: {} path(s) were not backed up consistently; see the warnings above",
-                report.warnings.len()
-            );
-        }
+        return Ok(());
     }
-    Ok(if report.warnings.is_empty() {
-        Outcome::Ok
-    } else {
-        Outcome::DataProblem
-    })
+    println!("snapshot     {} saved", report.snapshot_id.short());
+    for t in targets.iter().filter(|t| t.profile.is_some()) {
+        println!(
+            "profile      {} ({} {})",
+            t.profile.unwrap_or("-"),
+            if t.detected {
+                "detected in"
+            } else {
+                "applied to"
+            },
+            t.root.display()
+        );
+    }
+    if let Some(v) = &summary.client_version {
+        println!("client       {v}");
+    }
+    if a.skip_rebuildable {
+        println!("skipped      rebuildable data (chain databases, ancient/static files)");
+    }
+    println!(
+        "files        {} ({} read, {} unchanged)",
+        summary.files, summary.files_read, summary.files_unchanged
+    );
+    println!("size         {}", output::human_bytes(summary.bytes));
+    println!("read         {}", output::human_bytes(summary.bytes_read));
+    println!(
+        "new stored   {}",
+        output::human_bytes(summary.bytes_added_stored)
+    );
+    match summary.dedup_ratio {
+        Some(r) => println!("dedup ratio  {r:.1}x"),
+        None => println!("dedup ratio  all data already in the repository"),
+    }
+    println!("duration     {:.1}s", summary.duration_secs);
+    println!("fingerprint  {}", output::spoken(&summary.fingerprint));
+    if !locks.is_empty() {
+        println!(
+            "WARNING: backed up while {} live lock(s) were held (--allow-live)",
+            locks.len()
+        );
+    }
+    if !report.warnings.is_empty() {
+        println!(
+            "WARNING: {} path(s) were not backed up consistently; see the warnings above",
+            report.warnings.len()
+        );
+    }
+    Ok(())
 }

@@ -1,7 +1,10 @@
 pub mod backup;
+pub mod check;
+pub mod copy;
 pub mod diff;
 pub mod init;
 pub mod keys;
+pub mod profiles;
 pub mod restore;
 pub mod slashing;
 pub mod snapshots;

@@ -79,6 +79,7 @@ pub fn run(a: Args) -> anyhow::Result<Outcome> {
     } else {
         None
     };
+    warn_missing_definition_paths(&a.target);
     let verified_ok = verification
         .as_ref()
         .is_none_or(|v| v.fingerprint_matches && v.differences.is_empty());
@@ -129,4 +130,28 @@ pub fn run(a: Args) -> anyhow::Result<Outcome> {
     } else {
         Outcome::DataProblem
     })
+}
+
+/// Clients refuse to start when `validator_definitions.yml` points at keystores that are not
+/// there; say so now rather than at the migration.
+fn warn_missing_definition_paths(dir: &std::path::Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        match entry.file_type() {
+            Ok(t) if t.is_dir() => warn_missing_definition_paths(&path),
+            Ok(t) if t.is_file() && entry.file_name() == "validator_definitions.yml" => {
+                for missing in vtool_validator::definitions::missing_paths(&path) {
+                    eprintln!(
+                        "warning: {} refers to {missing}, which does not exist on this machine; \
+                         fix the paths before starting the validator client",
+                        path.display()
+                    );
+                }
+            }
+            _ => {}
+        }
+    }
 }

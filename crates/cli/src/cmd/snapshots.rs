@@ -34,8 +34,8 @@ pub fn run(a: Args) -> anyhow::Result<Outcome> {
         return Ok(Outcome::Ok);
     }
     println!(
-        "{:<8}  {:<20}  {:<12}  {:>7}  {:>10}  {:<19}  {}",
-        "ID", "TIME", "HOST", "FILES", "SIZE", "FINGERPRINT", "PATHS / TAGS"
+        "{:<8}  {:<20}  {:<12}  {:>7}  {:>10}  {:<19}  PATHS / TAGS",
+        "ID", "TIME", "HOST", "FILES", "SIZE", "FINGERPRINT"
     );
     for (id, s) in &snaps {
         let fp = s.fingerprint.to_hex();
