@@ -77,10 +77,20 @@ const PACKERS: usize = 1;
 const PACKS_PER_INDEX: usize = 64;
 
 enum Item {
-    Chunk {
-        file: usize,
-        data: Vec<u8>,
-    },
+    Chunk { file: usize, data: Vec<u8> },
+    Event(FileEvent),
+}
+
+struct ReadJob {
+    file: usize,
+    path: PathBuf,
+    /// Size, mtime and ctime seen by the scan; any difference after reading means the
+    /// file changed under us.
+    stamp: (u64, i64, i64),
+}
+
+/// The end of reading one file.
+enum FileEvent {
     Done {
         file: usize,
         size: u64,
@@ -307,18 +317,7 @@ impl Engine<'_> {
                 };
                 Processed::Chunk { file, id, len, new }
             }
-            Item::Done {
-                file,
-                size,
-                content,
-                changed,
-            } => Processed::Done {
-                file,
-                size,
-                content,
-                changed,
-            },
-            Item::Failed { file, message } => Processed::Failed { file, message },
+            Item::Event(event) => Processed::Event(event),
         })
     }
 
@@ -381,12 +380,12 @@ impl Engine<'_> {
                                 }
                             }
                         }
-                        Processed::Done {
+                        Processed::Event(FileEvent::Done {
                             file,
                             size,
                             content,
                             changed,
-                        } => {
+                        }) => {
                             let e = &mut scan.entries[file];
                             e.content = Some(content);
                             e.size = size;
@@ -404,7 +403,7 @@ impl Engine<'_> {
                                 warnings.push(w);
                             }
                         }
-                        Processed::Failed { file, message } => {
+                        Processed::Event(FileEvent::Failed { file, message }) => {
                             let e = &mut scan.entries[file];
                             e.failed = true;
                             let w = Warning {
@@ -498,6 +497,8 @@ impl Engine<'_> {
     }
 }
 
+/// An [`Item`] after the rayon stage: chunks are named (and encoded when new), file
+/// events pass through unchanged.
 enum Processed {
     Chunk {
         file: usize,
@@ -505,24 +506,7 @@ enum Processed {
         len: u64,
         new: Option<EncodedBlob>,
     },
-    Done {
-        file: usize,
-        size: u64,
-        content: Id,
-        changed: bool,
-    },
-    Failed {
-        file: usize,
-        message: String,
-    },
-}
-
-struct ReadJob {
-    file: usize,
-    path: PathBuf,
-    /// Size, mtime and ctime seen by the scan; any difference after reading means the
-    /// file changed under us.
-    stamp: (u64, i64, i64),
+    Event(FileEvent),
 }
 
 /// The reader thread: read and chunk every job's file, in order, into bounded batches.
@@ -534,12 +518,12 @@ fn read_files(jobs: &[ReadJob], params: crate::repofile::ChunkerParams, tx: Send
         let item = match read_one(&mut chunker, job, &mut batch, &mut batch_bytes, &tx) {
             Ok(Some(item)) => item,
             Ok(None) => return, // the consumer stopped
-            Err(message) => Item::Failed {
+            Err(message) => FileEvent::Failed {
                 file: job.file,
                 message,
             },
         };
-        batch.push(item);
+        batch.push(Item::Event(item));
         if batch_bytes >= BATCH_BYTES || batch.len() >= 4096 {
             batch_bytes = 0;
             if tx.send(std::mem::take(&mut batch)).is_err() {
@@ -559,7 +543,7 @@ fn read_one(
     batch: &mut Vec<Item>,
     batch_bytes: &mut usize,
     tx: &Sender<Vec<Item>>,
-) -> std::result::Result<Option<Item>, String> {
+) -> std::result::Result<Option<FileEvent>, String> {
     let file = std::fs::File::open(&job.path).map_err(|e| e.to_string())?;
     let result = chunker.chunk(&file, |data| {
         batch.push(Item::Chunk {
@@ -583,7 +567,7 @@ fn read_one(
     };
     let after = file.metadata().map_err(|e| e.to_string())?;
     let now = (after.len(), mtime_ns(&after), ctime_ns(&after));
-    Ok(Some(Item::Done {
+    Ok(Some(FileEvent::Done {
         file: job.file,
         size,
         content: hash.into(),
