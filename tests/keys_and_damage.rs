@@ -396,7 +396,7 @@ fn crafted_snapshot_with_traversal_name_is_refused_on_restore() {
             labels: Default::default(),
             mac: String::new(),
         };
-        let id = t
+        let (id, _) = t
             .repo
             .save_snapshot(snap, &key.chunk_key)
             .expect("save snapshot");

@@ -189,8 +189,8 @@ pub fn backup(
         labels: opts.labels.clone(),
         mac: String::new(),
     };
-    let snapshot_id = repo.save_snapshot(snapshot.clone(), &key.chunk_key)?;
-    let snapshot = repo.find_snapshot(&snapshot_id.to_hex())?.1;
+    // The stored copy is returned as is: re-listing every snapshot would cost a read each.
+    let (snapshot_id, snapshot) = repo.save_snapshot(snapshot, &key.chunk_key)?;
 
     if let Some(cache) = &cache {
         let files: FilesCache = scan

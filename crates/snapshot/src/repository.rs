@@ -181,13 +181,14 @@ impl Repository {
         }
     }
 
-    /// Store a snapshot object, authenticated with the chunk key. Written last.
-    pub fn save_snapshot(&self, mut snap: Snapshot, key: &ChunkKey) -> Result<Id> {
+    /// Store a snapshot object, authenticated with the chunk key. Written last. Returns its
+    /// id and the snapshot as stored (with its MAC).
+    pub fn save_snapshot(&self, mut snap: Snapshot, key: &ChunkKey) -> Result<(Id, Snapshot)> {
         snap.mac = snapshot_mac(&snap, key)?;
         let data = serde_json::to_vec_pretty(&snap).map_err(|e| Error::Corrupt(e.to_string()))?;
         let id = Id::hash(&data);
         self.backend.put(&format!("snapshots/{id}"), &data)?;
-        Ok(id)
+        Ok((id, snap))
     }
 
     /// Check that a snapshot was written by a holder of the repository's keys.
