@@ -28,6 +28,12 @@ echo "== vtool keys check on the restored validator"
 "$vtool" keys check "$work/restored/sample-node/lighthouse/validators" \
   --passwords "$work/restored/sample-node/lighthouse/secrets"
 
+echo "== vtool drill: restore to a scratch dir, prove it, boot sqlite3 on the slashing-protection DB"
+"$vtool" drill --repo "$work/repo" --identity "$work/restore.identity" latest \
+  --boot "sqlite3 {dir}/sample-node/lighthouse/validators/slashing_protection.sqlite 'PRAGMA integrity_check'" \
+  --expect '^ok$'
+"$vtool" drills --repo "$work/repo" --identity "$work/restore.identity"
+
 echo "== the restored tree is byte-identical to the source"
 diff -r fixtures/sample-node "$work/restored/sample-node" && echo "identical"
 echo "== done; the fingerprint above identifies this backup. Clean up with: rm -rf $work"

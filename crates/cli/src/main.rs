@@ -35,6 +35,12 @@ enum Command {
     Diff(cmd::diff::Args),
     /// Check the repository's integrity: structure, --packs (no key), --read-data.
     Check(cmd::check::Args),
+    /// Print a manifest for `sha256sum -c` / `b3sum -c` on a restored snapshot.
+    Checksums(cmd::checksums::Args),
+    /// Restore into a scratch directory, prove it, boot programs on it, record the outcome.
+    Drill(cmd::drill::Args),
+    /// List drill records, newest first (authenticated with --identity or --backup-key).
+    Drills(cmd::drills::Args),
     /// Copy a repository elsewhere (off-site, a drive), sending only what is missing.
     Copy(cmd::copy::Args),
     /// Prove that every EIP-2335 keystore in a directory unlocks with its password.
@@ -70,6 +76,9 @@ fn main() -> ExitCode {
         Command::Restore(a) => cmd::restore::run(a),
         Command::Diff(a) => cmd::diff::run(a),
         Command::Check(a) => cmd::check::run(a),
+        Command::Checksums(a) => cmd::checksums::run(a),
+        Command::Drill(a) => cmd::drill::run(a),
+        Command::Drills(a) => cmd::drills::run(a),
         Command::Copy(a) => cmd::copy::run(a),
         Command::Keys { command } => cmd::keys::run(command),
         Command::Slashing { command } => cmd::slashing::run(command),

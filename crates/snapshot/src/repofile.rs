@@ -187,3 +187,62 @@ pub struct CachedFile {
     pub content: Id,
     pub chunks: Vec<Id>,
 }
+
+/// `drills/<blake3>`: plaintext JSON, one per restore-and-boot drill, never overwritten.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct DrillRecord {
+    /// Always `"vtool-drill"`.
+    pub kind: String,
+    pub version: u32,
+    /// The snapshot object drilled and its fingerprint.
+    pub snapshot: Id,
+    pub fingerprint: Id,
+    /// Start of the drill, RFC 3339 UTC.
+    pub time: String,
+    pub hostname: String,
+    /// Directory restored into.
+    pub target: String,
+    pub duration_secs: f64,
+    pub restore: DrillRestore,
+    /// The fingerprint recomputed from the restored files matched the snapshot's.
+    pub verified: bool,
+    pub commands: Vec<DrillCommand>,
+    pub passed: bool,
+    /// Why the drill failed, in one line.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failure: Option<String>,
+    pub vtool_version: String,
+    /// Keyed BLAKE3 over the record serialized with an empty `mac`, keyed by a key derived
+    /// from the chunk key (another context than snapshots): a storage host can neither forge
+    /// a passing drill nor turn a failed one into a pass.
+    pub mac: String,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct DrillRestore {
+    pub files: u64,
+    pub bytes: u64,
+    pub duration_secs: f64,
+    /// Paths (relative to the target) that could not be restored correctly.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub damaged: Vec<String>,
+}
+
+/// One boot command of a drill.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct DrillCommand {
+    /// As given, with `{dir}` unexpanded.
+    pub command: String,
+    /// `None` when it did not run (an earlier step failed) or was killed.
+    pub exit_code: Option<i32>,
+    pub ran: bool,
+    pub timed_out: bool,
+    pub duration_secs: f64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expect: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expect_matched: Option<bool>,
+    /// The last few KiB of its standard output and error, interleaved.
+    pub output_tail: String,
+    pub passed: bool,
+}

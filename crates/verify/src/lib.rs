@@ -13,6 +13,12 @@
 //! `check/<blake3>` state objects. Every [`Problem`] names the damaged object, pack, blob
 //! and, with the identity, the snapshots and paths it reaches.
 //!
+//! [`drill()`] restores a snapshot into a scratch directory, proves it with [`compare`], runs
+//! boot commands (`sqlite3 {dir}/slashing.sqlite 'PRAGMA integrity_check'`) against it and
+//! stores an authenticated [`DrillRecord`](vtool_snapshot::repofile::DrillRecord) that
+//! [`list_drills`] reads back. [`checksums()`] prints manifests for `sha256sum -c` and
+//! `b3sum -c`.
+//!
 //! ```no_run
 //! # fn demo(repo: &vtool_snapshot::Repository, key: &vtool_snapshot::keys::RestoreKey) -> Result<(), Box<dyn std::error::Error>> {
 //! let index = repo.load_index(None)?;
@@ -23,9 +29,18 @@
 //! # Ok(()) }
 //! ```
 
+mod boot;
 mod check;
+mod checksums;
 mod compare;
 mod disk;
+mod drill;
+mod drill_record;
+
+pub use boot::{why_failed, BootCommand};
+pub use checksums::{checksums, manifest_line, Checksum, ChecksumFormat, ChecksumReport};
+pub use drill::{drill, DrillError, DrillOptions, DrillProgress, DrillRun, KeepDir};
+pub use drill_record::{list_drills, Authenticity, DrillListing, ListedDrill};
 
 pub use check::{
     check, CheckCounts, CheckError, CheckOptions, CheckProgress, CheckReport, DamagedPath,

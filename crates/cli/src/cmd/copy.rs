@@ -305,6 +305,8 @@ fn copy_all(
         CopyPhase::content_addressed("packs"),
         CopyPhase::content_addressed("index"),
         CopyPhase::content_addressed("snapshots"),
+        // Drill records name snapshots; they travel after them.
+        CopyPhase::content_addressed("drills"),
     ];
     let report = match selected {
         None => copy_objects(src.backend(), dst, &phases, opts, progress)?,

@@ -1,7 +1,10 @@
 pub mod backup;
 pub mod check;
+pub mod checksums;
 pub mod copy;
 pub mod diff;
+pub mod drill;
+pub mod drills;
 pub mod init;
 pub mod keys;
 pub mod profiles;

@@ -1,0 +1,97 @@
+use std::path::PathBuf;
+
+use anyhow::Context;
+use vtool_snapshot::keys;
+use vtool_verify::Authenticity;
+
+use super::RepoArg;
+use crate::{output, Outcome};
+
+/// List the drill records in the repository, newest first.
+///
+/// With --identity or --backup-key every record is authenticated; a record that fails
+/// (altered or forged on the storage host) is marked FORGED and the exit status is 3.
+#[derive(clap::Args)]
+pub struct Args {
+    #[command(flatten)]
+    repo: RepoArg,
+    /// Authenticate the records with the restore identity.
+    #[arg(long, env = "VTOOL_IDENTITY", conflicts_with = "backup_key")]
+    identity: Option<PathBuf>,
+    /// Authenticate the records with the backup key.
+    #[arg(long)]
+    backup_key: Option<PathBuf>,
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn run(a: Args) -> anyhow::Result<Outcome> {
+    let repo = a.repo.open()?;
+    let chunk_key = match (&a.identity, &a.backup_key) {
+        (Some(path), _) => Some(repo.unlock(keys::load_identity(path)?)?.chunk_key),
+        (None, Some(path)) => {
+            let key = keys::BackupKey::load(path)?;
+            repo.check_backup_key(&key)?;
+            Some(key.chunk_key)
+        }
+        (None, None) => None,
+    };
+    let listing = vtool_verify::list_drills(repo.backend(), chunk_key.as_ref())
+        .context("cannot list drill records")?;
+    if a.json {
+        output::print_json(&listing)?;
+    } else {
+        if chunk_key.is_none() {
+            eprintln!(
+                "warning: records not authenticated (pass --identity or --backup-key); \
+                 a storage host could have forged them"
+            );
+        }
+        println!(
+            "{:<20}  {:<8}  {:<19}  {:<6}  {:<11}  {:>8}  {:<12}  DETAILS",
+            "TIME", "SNAPSHOT", "FINGERPRINT", "RESULT", "AUTH", "DURATION", "HOST"
+        );
+        for d in &listing.drills {
+            let r = &d.record;
+            let fp = r.fingerprint.to_hex();
+            let details = match &r.failure {
+                Some(f) => f.clone(),
+                None => r
+                    .commands
+                    .iter()
+                    .map(|c| c.command.as_str())
+                    .collect::<Vec<_>>()
+                    .join(" ; "),
+            };
+            println!(
+                "{:<20}  {:<8}  {:<19}  {:<6}  {:<11}  {:>7.1}s  {:<12}  {}",
+                r.time.get(..19).unwrap_or(&r.time).replace('T', " "),
+                r.snapshot.short(),
+                output::spoken(&fp[..16]),
+                if r.passed { "pass" } else { "FAIL" },
+                match d.authenticity {
+                    Authenticity::Authentic => "ok",
+                    Authenticity::Forged => "FORGED",
+                    Authenticity::NotChecked => "unchecked",
+                },
+                r.duration_secs,
+                r.hostname,
+                details
+            );
+        }
+        for why in &listing.invalid {
+            println!("INVALID: {why}");
+        }
+        if listing.drills.is_empty() {
+            println!(
+                "no drills yet: run `vtool drill --repo {} --boot CMD`",
+                a.repo.repo
+            );
+        }
+    }
+    Ok(if listing.has_problems() {
+        Outcome::DataProblem
+    } else {
+        Outcome::Ok
+    })
+}

@@ -1,0 +1,134 @@
+//! What the binary's integration tests share: a scratch area with a repository and its keys,
+//! and running `vtool` in it with a clean environment.
+#![allow(dead_code)] // each test file uses its own part
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+pub const VTOOL: &str = env!("CARGO_BIN_EXE_vtool");
+
+pub fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures")
+}
+
+/// A path as a command-line argument.
+pub fn s(p: &Path) -> &str {
+    p.to_str().expect("utf-8 path")
+}
+
+/// Exit status and both streams, for assertion messages.
+pub fn text(out: &Output) -> String {
+    format!(
+        "status {:?}\nstdout: {}\nstderr: {}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// A scratch area: repository (`repo`), keys (`identity.txt`, `backup.key`), cache, sources
+/// and restore targets.
+pub struct Env {
+    pub dir: tempfile::TempDir,
+}
+
+impl Env {
+    /// An empty scratch area.
+    pub fn new() -> Self {
+        Env {
+            dir: tempfile::tempdir().expect("tempdir"),
+        }
+    }
+
+    /// A scratch area with an initialised repository.
+    pub fn with_repo() -> Self {
+        let env = Env::new();
+        env.init();
+        env
+    }
+
+    pub fn path(&self, rel: &str) -> PathBuf {
+        self.dir.path().join(rel)
+    }
+
+    pub fn repo(&self) -> String {
+        self.path("repo").display().to_string()
+    }
+
+    pub fn identity(&self) -> String {
+        self.path("identity.txt").display().to_string()
+    }
+
+    pub fn backup_key(&self) -> String {
+        self.path("backup.key").display().to_string()
+    }
+
+    pub fn run(&self, args: &[&str]) -> Output {
+        Command::new(VTOOL)
+            .args(args)
+            .current_dir(self.dir.path())
+            .env("VTOOL_CACHE_DIR", self.path("cache"))
+            .env_remove("VTOOL_REPO")
+            .env_remove("VTOOL_BACKUP_KEY")
+            .env_remove("VTOOL_IDENTITY")
+            .output()
+            .expect("run vtool")
+    }
+
+    /// Run and require an exit status, returning stdout.
+    pub fn ok(&self, args: &[&str], code: i32) -> String {
+        let out = self.run(args);
+        assert_eq!(
+            out.status.code(),
+            Some(code),
+            "vtool {}\n{}",
+            args.join(" "),
+            text(&out)
+        );
+        String::from_utf8(out.stdout).expect("utf-8 stdout")
+    }
+
+    /// Run with `--json` already in `args`, require `code`, parse stdout.
+    pub fn json_with(&self, args: &[&str], code: i32) -> Value {
+        let stdout = self.ok(args, code);
+        serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{e}: {stdout}"))
+    }
+
+    pub fn json(&self, args: &[&str]) -> Value {
+        self.json_with(args, 0)
+    }
+
+    pub fn init(&self) {
+        let (repo, id, bk) = (self.repo(), self.identity(), self.backup_key());
+        self.ok(
+            &[
+                "init",
+                "--repo",
+                &repo,
+                "--identity-out",
+                &id,
+                "--backup-key-out",
+                &bk,
+            ],
+            0,
+        );
+    }
+
+    /// `vtool backup --repo … --backup-key … --json <extra>`.
+    pub fn backup(&self, extra: &[&str]) -> Value {
+        let (repo, bk) = (self.repo(), self.backup_key());
+        let mut args = vec!["backup", "--repo", &repo, "--backup-key", &bk, "--json"];
+        args.extend_from_slice(extra);
+        self.json(&args)
+    }
+
+    /// `vtool <command> --repo … --identity … <extra>`.
+    pub fn with_identity(&self, command: &str, extra: &[&str]) -> Output {
+        let (repo, id) = (self.repo(), self.identity());
+        let mut args = vec![command, "--repo", &repo, "--identity", &id];
+        args.extend_from_slice(extra);
+        self.run(&args)
+    }
+}

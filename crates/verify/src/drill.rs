@@ -1,0 +1,256 @@
+//! Restore-and-boot drills (`vtool drill`): restore a snapshot into a scratch directory,
+//! prove every byte against its fingerprint, run real programs on the result, and leave an
+//! authenticated record of what happened in the repository.
+//!
+//! Boot commands run only on a restore that verified: a program that starts on a partial
+//! tree proves nothing. Their results are still recorded as "did not run".
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use vtool_snapshot::keys::RestoreKey;
+use vtool_snapshot::reader::BlobReader;
+use vtool_snapshot::repofile::{DrillCommand, DrillRecord, DrillRestore, Snapshot};
+use vtool_snapshot::{Id, Repository, RestoreOptions, RestoreProgress};
+
+use crate::boot::{run_boot, why_failed, BootCommand};
+use crate::drill_record::{save_record, DRILL_KIND};
+
+/// When to leave the restored directory behind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum KeepDir {
+    #[default]
+    Never,
+    OnFailure,
+    Always,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct DrillOptions {
+    /// Restore here (empty or absent) instead of a fresh temporary directory.
+    pub target: Option<PathBuf>,
+    pub boots: Vec<BootCommand>,
+    pub keep: KeepDir,
+    pub cache_base: Option<PathBuf>,
+}
+
+/// Receives progress while a drill runs.
+pub trait DrillProgress: RestoreProgress {
+    fn stage(&self, _what: &str) {}
+    fn command_done(&self, _index: usize, _command: &DrillCommand) {}
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DrillError {
+    #[error("cannot prepare the drill directory {path}: {source}")]
+    Target {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("the drill ran but its record could not be stored: {0}")]
+    Save(#[from] vtool_transfer::BackendError),
+}
+
+/// A finished drill.
+#[derive(Debug, Clone)]
+pub struct DrillRun {
+    pub record: DrillRecord,
+    /// `drills/<blake3>` where the record was stored.
+    pub record_name: String,
+    /// The restored directory, when it was kept.
+    pub kept: Option<PathBuf>,
+}
+
+/// Run a drill of `snapshot` (object `snapshot_id`) and store its record.
+pub fn drill(
+    repo: &Repository,
+    key: &RestoreKey,
+    snapshot_id: Id,
+    snapshot: &Snapshot,
+    opts: &DrillOptions,
+    progress: &dyn DrillProgress,
+) -> Result<DrillRun, DrillError> {
+    let started = Instant::now();
+    let (dir, created) = prepare_dir(opts.target.as_deref())?;
+    let mut record = DrillRecord {
+        kind: DRILL_KIND.into(),
+        version: 1,
+        snapshot: snapshot_id,
+        fingerprint: snapshot.fingerprint,
+        time: vtool_snapshot::now_rfc3339(),
+        hostname: std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .map(|h| h.trim().to_string())
+            .unwrap_or_default(),
+        target: dir.display().to_string(),
+        duration_secs: 0.0,
+        restore: DrillRestore::default(),
+        verified: false,
+        commands: Vec::new(),
+        passed: false,
+        failure: None,
+        vtool_version: env!("CARGO_PKG_VERSION").into(),
+        mac: String::new(),
+    };
+    let mut failure = restore_and_verify(repo, key, snapshot, &dir, opts, progress, &mut record);
+    for (i, boot) in opts.boots.iter().enumerate() {
+        let command = if failure.is_none() {
+            progress.stage(&format!(
+                "boot {}/{}: {}",
+                i + 1,
+                opts.boots.len(),
+                boot.command
+            ));
+            run_boot(boot, &dir)
+        } else {
+            DrillCommand {
+                command: boot.command.clone(),
+                expect: boot.expect.as_ref().map(|r| r.as_str().to_string()),
+                ..Default::default()
+            }
+        };
+        progress.command_done(i, &command);
+        if failure.is_none() && !command.passed {
+            failure = Some(format!(
+                "boot command {} ({}) {}",
+                i + 1,
+                command.command,
+                why_failed(&command)
+            ));
+        }
+        record.commands.push(command);
+    }
+    record.passed = failure.is_none();
+    record.failure = failure;
+    record.duration_secs = started.elapsed().as_secs_f64();
+    let record_name = save_record(repo.backend(), &mut record, &key.chunk_key)?;
+
+    let keep = match opts.keep {
+        KeepDir::Always => true,
+        KeepDir::OnFailure => !record.passed,
+        KeepDir::Never => false,
+    };
+    if !keep {
+        clean_up(&dir, created);
+    }
+    Ok(DrillRun {
+        record,
+        record_name,
+        kept: keep.then_some(dir),
+    })
+}
+
+/// The directory to restore into and whether the drill created it.
+fn prepare_dir(target: Option<&Path>) -> Result<(PathBuf, bool), DrillError> {
+    match target {
+        None => {
+            let tmp = std::env::temp_dir();
+            let dir = tempfile::Builder::new()
+                .prefix("vtool-drill-")
+                .tempdir_in(&tmp)
+                .map_err(|source| DrillError::Target { path: tmp, source })?;
+            Ok((dir.keep(), true))
+        }
+        Some(t) => Ok((t.to_path_buf(), !t.exists())),
+    }
+}
+
+/// Restore and prove the restored tree; `None` when both succeeded, else why not.
+fn restore_and_verify(
+    repo: &Repository,
+    key: &RestoreKey,
+    snapshot: &Snapshot,
+    dir: &Path,
+    opts: &DrillOptions,
+    progress: &dyn DrillProgress,
+    record: &mut DrillRecord,
+) -> Option<String> {
+    progress.stage("restoring");
+    let restore_started = Instant::now();
+    let ropts = RestoreOptions {
+        target: dir.to_path_buf(),
+        include: Vec::new(),
+        cache_base: opts.cache_base.clone(),
+    };
+    let report = match vtool_snapshot::restore(repo, key, snapshot, &ropts, progress) {
+        Ok(r) => r,
+        Err(e) => return Some(format!("restore failed: {e}")),
+    };
+    record.restore = DrillRestore {
+        files: report.files,
+        bytes: report.bytes,
+        duration_secs: restore_started.elapsed().as_secs_f64(),
+        damaged: report
+            .damaged
+            .iter()
+            .map(|d| {
+                Path::new(&d.path)
+                    .strip_prefix(dir)
+                    .map(|p| p.display().to_string())
+                    .unwrap_or_else(|_| d.path.clone())
+            })
+            .collect(),
+    };
+    if let Some(first) = report.damaged.first() {
+        return Some(format!(
+            "restore: {} file(s) damaged, first {} ({})",
+            report.damaged.len(),
+            record.restore.damaged[0],
+            first.message
+        ));
+    }
+    progress.stage("verifying");
+    let index = match repo.load_index(None) {
+        Ok(i) => i,
+        Err(e) => return Some(format!("verify failed: {e}")),
+    };
+    let reader = BlobReader::new(repo, key, &index);
+    match crate::compare(&reader, snapshot, dir) {
+        Ok(c) if c.fingerprint_matches && c.differences.is_empty() => {
+            record.verified = true;
+            None
+        }
+        Ok(c) => Some(format!(
+            "verify: fingerprint on disk {} is not the snapshot's; {} difference(s){}",
+            c.fingerprint_on_disk,
+            c.differences.len(),
+            c.differences
+                .first()
+                .map(|d| format!(", first {} ({})", d.path, d.detail))
+                .unwrap_or_default()
+        )),
+        Err(e) => Some(format!("verify failed: {e}")),
+    }
+}
+
+/// Remove what the drill restored: the directory if the drill created it, else its contents.
+fn clean_up(dir: &Path, created: bool) {
+    make_writable(dir);
+    if created {
+        let _ = std::fs::remove_dir_all(dir);
+        return;
+    }
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for e in entries.flatten() {
+            let path = e.path();
+            let _ = match e.file_type() {
+                Ok(t) if t.is_dir() => std::fs::remove_dir_all(&path),
+                _ => std::fs::remove_file(&path),
+            };
+        }
+    }
+}
+
+/// Restored directories keep their modes; a read-only one would block the clean-up.
+fn make_writable(dir: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in entries.flatten() {
+        if e.file_type().is_ok_and(|t| t.is_dir()) {
+            let path = e.path();
+            let _ = std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o700));
+            make_writable(&path);
+        }
+    }
+}
