@@ -5,7 +5,7 @@
     python3 bench/run.py --memory-flatness 2GiB,8GiB      # run per size, compare peak RSS
 
 Markdown to stdout, progress to stderr, JSON to <work>/results-<size>.json.
-Exit status: 0 ok, 1 a restore was not byte-identical, 2 usage error.
+Exit status: 0 ok, 1 a restore (or an SFTP copy) was not byte-identical, 2 usage error.
 """
 
 import argparse
@@ -65,7 +65,7 @@ def main(argv=None) -> int:
         sys.stdout.write(flatness_markdown(all_results))
     failed = [f for r in all_results for f in r["verification_failures"]]
     if failed:
-        log("RESTORE VERIFICATION FAILED for: " + ", ".join(sorted({f["tool"] for f in failed})))
+        log("VERIFICATION FAILED for: " + ", ".join(sorted({f"{f['tool']} ({f.get('phase')})" for f in failed})))
         return 1
     return 0
 

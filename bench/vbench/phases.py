@@ -3,8 +3,14 @@
 Every phase runs for every tool before the next phase starts, so all tools see the
 same data in the same state.  ``state`` says which dataset state a phase needs: the
 suite mutates A -> B (mutate.py) right before the first phase that needs "B".
-Restore/check run against whatever was backed up last (restore is verified against
+Restore/check/copy run against whatever was backed up last (restore is verified against
 the live data, which is exactly that state).
+
+``sftp-backup`` is a first backup of state A into a fresh repository on a throwaway sshd on
+127.0.0.1, so it sits right after ``first`` (same bytes as ``first``; the local repositories
+are not touched).  ``sftp-copy`` copies the local repository as the backup phases left it,
+so it comes last.  A phase with a ``reference`` also runs that reference measurement once
+(suite.REFERENCES), e.g. ``scp -r`` of vtool's repository for ``sftp-copy``.
 
 To add a phase: append a Phase here; if its ``kind`` is new, register a runner for
 it in suite.RUNNERS (a function (phase, tool, ctx) -> result dict) and, if it needs a
@@ -13,29 +19,54 @@ new command, add a method to tools.base.Tool and the adapters.
 
 from dataclasses import dataclass
 
+LOCAL_BACKUP = "backup"
+
 
 @dataclass(frozen=True)
 class Phase:
     name: str    # key in results / --phases
     title: str
-    kind: str    # "backup" | "restore" | "check"  (see suite.RUNNERS)
+    kind: str    # "backup" | "restore" | "restore-verify" | "check" | "sftp-backup" | "sftp-copy"
     state: str | None  # dataset state it needs ("A"/"B"); None = whatever was backed up last
+    needs_backup: bool = False     # reads the local repository: needs a "backup" phase before it
+    reference: str | None = None   # extra non-tool measurement (suite.REFERENCES), e.g. "scp"
+    note: str | None = None        # printed under the phase's table
 
 
 PHASES = (
     Phase("first", "First backup", "backup", "A"),
+    Phase("sftp-backup", "First backup to a repository on SFTP (127.0.0.1)", "sftp-backup", "A",
+          note="same state-A data as `first`, into a new repository on the local sshd; "
+               "borg uses `borg serve` over ssh (it has no SFTP backend)"),
     Phase("incremental", "Incremental backup (one day later)", "backup", "B"),
     Phase("nochange", "No-change backup (same data again)", "backup", "B"),
-    Phase("restore", "Restore the latest snapshot into an empty directory", "restore", None),
-    Phase("check", "Check the repository, reading all data", "check", None),
+    Phase("restore", "Restore the latest snapshot into an empty directory", "restore", None,
+          needs_backup=True),
+    Phase("restore-verify", "Restore with the tool's own verification (--verify)", "restore-verify", None,
+          needs_backup=True),
+    Phase("check", "Check the repository, reading all data", "check", None, needs_backup=True),
+    Phase("sftp-copy", "Copy vtool's local repository to SFTP (127.0.0.1)", "sftp-copy", None,
+          needs_backup=True, reference="scp",
+          note="MB/s = bytes of vtool's local repository / wall (both rows move the same directory); "
+               "repo MiB = size of the copy on the server"),
 )
 
 BY_NAME = {p.name: p for p in PHASES}
 
 
 def select(names) -> list:
-    """Phases by name, in canonical order."""
+    """Phases by name, in canonical order.  ValueError for unknown names, or for phases that
+    read the repository without a backup phase in the run (every run starts with empty
+    repositories)."""
     unknown = set(names) - set(BY_NAME)
     if unknown:
         raise ValueError(f"unknown phase(s) {sorted(unknown)}; known: {', '.join(BY_NAME)}")
-    return [p for p in PHASES if p.name in set(names)]
+    chosen = [p for p in PHASES if p.name in set(names)]
+    if not any(p.kind == LOCAL_BACKUP for p in chosen):
+        need = [p.name for p in chosen if p.needs_backup]
+        if need:
+            raise ValueError(f"phase(s) {', '.join(need)} need a backup in the same run (every run starts "
+                             f"with new, empty repositories): add at least one of "
+                             f"{', '.join(p.name for p in PHASES if p.kind == LOCAL_BACKUP)}, "
+                             f"e.g. --phases first,{','.join(need)}")
+    return chosen

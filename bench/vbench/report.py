@@ -12,14 +12,22 @@ def _verdict(met):
     return "n/a" if met is None else ("**met**" if met else "**MISSED**")
 
 
+def _rows(ph: dict):
+    """(label, name, cell): the tools, then the phase's reference measurements (e.g. scp)."""
+    for tool, c in ph["tools"].items():
+        yield tool, tool, c
+    for ref, c in ph.get("references", {}).items():
+        yield f"{ref} (reference)", ref, c
+
+
 def phase_table(ph: dict) -> list:
     lines = ["| tool | wall s | MB/s | peak RSS MiB | repo MiB | status |",
              "|---|---:|---:|---:|---:|---|"]
-    for tool, c in ph["tools"].items():
+    for label, _, c in _rows(ph):
         status = c["status"] + (f": {c['note']}" if c.get("note") else "")
         if c["status"] != "ok":  # numbers of failed / n/a runs stay in the JSON only
             c = {}
-        lines.append(f"| {tool} | {_f(c.get('wall_s'), 2)} | {_f(c.get('mb_s'))} | "
+        lines.append(f"| {label} | {_f(c.get('wall_s'), 2)} | {_f(c.get('mb_s'))} | "
                      f"{_f(c.get('peak_rss_mib'))} | {_f(c.get('repo_mib'))} | {status.replace('|', '/')} |")
     return lines
 
@@ -29,9 +37,8 @@ def comparison_lines(results: dict, name: str, ph: dict) -> list:
     v = ph["tools"].get(T.SUBJECT)
     if not v or v.get("status") != "ok":
         return out
-    for other in ("restic", "borg"):
-        o = ph["tools"].get(other)
-        if not o or o.get("status") != "ok" or not v.get("wall_s"):
+    for _, other, o in _rows(ph):
+        if other == T.SUBJECT or o.get("status") != "ok" or not v.get("wall_s"):
             continue
         parts = [f"{o['wall_s'] / v['wall_s']:.2f}x faster (throughput {v['mb_s']:.1f} vs {o['mb_s']:.1f} MB/s)"]
         if v.get("peak_rss_mib") and o.get("peak_rss_mib"):
@@ -42,12 +49,21 @@ def comparison_lines(results: dict, name: str, ph: dict) -> list:
     return out
 
 
+def _need(t: dict) -> str:
+    return f"{'≤' if t.get('op') == '<=' else '≥'} {t['required']:g}x"
+
+
+def _actual(t: dict) -> str:
+    if t["ratio"] is None:
+        return "—"
+    return f"{t['ratio']:.2f}x" + (f" of {t['versus']}" if t.get("other_phase") else "")
+
+
 def target_lines(results: dict, phase: str) -> list:
     out = []
     for t in results.get("targets", []):
         if t["phase"] == phase:
-            r = "—" if t["ratio"] is None else f"{t['ratio']:.2f}x"
-            out.append(f"- target: {t['text']}: {r} (need {t['required']:g}x) → {_verdict(t['met'])}")
+            out.append(f"- target: {t['text']}: {_actual(t)} (need {_need(t)}) → {_verdict(t['met'])}")
     return out
 
 
@@ -64,10 +80,20 @@ def markdown(results: dict) -> str:
     L.append(f"- page cache dropped before each measured command: {'yes' if results['drop_caches'] else 'no'}")
     for name, t in results["tools"].items():
         L.append(f"- {name}: {t.get('version') or '—'} ({t['status']}{': ' + t['note'] if t.get('note') else ''})")
+    sftp = results.get("sftp")
+    if sftp:
+        L.append(f"- SFTP phases: skipped: {sftp['skipped']}" if sftp.get("skipped") else
+                 f"- SFTP phases: throwaway {sftp['sshd']} on 127.0.0.1:{sftp['port']} (loopback, same disk), "
+                 f"user {sftp['user']}, ed25519 key")
     L.append("- MB/s = dataset bytes (10^6) / wall time; RSS from /usr/bin/time %M; repo = du -sb after the backup")
     for name, ph in results["phases"].items():
         L += ["", f"## {ph['title']} (state {ph['state']})", ""]
         L += phase_table(ph)
+        if ph.get("note"):
+            L += ["", f"Note: {ph['note']}."]
+        for ref, c in ph.get("references", {}).items():
+            if c.get("version"):
+                L.append(f"- {ref}: {c['version']}")
         extra = comparison_lines(results, name, ph) + target_lines(results, name)
         if extra:
             L += [""] + extra
@@ -78,11 +104,12 @@ def markdown(results: dict) -> str:
         L += ["", "## Targets", "", "| target | vs | need | actual | result |", "|---|---|---:|---:|---|"]
         for t in results["targets"]:
             r = "—" if t["ratio"] is None else f"{t['ratio']:.2f}x"
-            L.append(f"| {t['text']} | {t['other']} | {t['required']:g}x | {r} | {_verdict(t['met'])} |")
+            L.append(f"| {t['text']} | {t.get('versus', t['other'])} | {_need(t)} | {r} | {_verdict(t['met'])} |")
     if results.get("verification_failures"):
-        L += ["", "## RESTORE VERIFICATION FAILED", ""]
+        L += ["", "## VERIFICATION FAILED (restored tree / copied repository not byte-identical)", ""]
         for f in results["verification_failures"]:
-            L.append(f"- {f['tool']}: " + "; ".join(f["errors"][:10]))
+            L.append(f"- {f['tool']}" + (f" ({f['phase']})" if f.get("phase") else "") + ": "
+                     + "; ".join(f["errors"][:10]))
     return "\n".join(L) + "\n"
 
 

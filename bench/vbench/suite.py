@@ -10,7 +10,9 @@ import time
 
 from . import GENERATOR_VERSION, dataset, measure, mutation, targets, tree
 from .phases import Phase
+from .sshd import SshServer
 from .tools import TOOLS
+from .tools.scp import Scp
 from .units import MIB, fmt_size, size_label
 
 
@@ -53,14 +55,47 @@ def copy_tree(src: str, dst: str) -> None:
 # context shared by the phase runners
 # ---------------------------------------------------------------------------------
 class Context:
-    def __init__(self, opts, data_dir: str):
+    def __init__(self, opts, data_dir: str, run_dir: str):
         self.opts = opts
         self.data_dir = data_dir
+        self.run_dir = run_dir
         self.state = "A"
         self._manifests = {}
         self.broken = {}                 # tool -> reason later phases are skipped
         self.verification_failures = []
         self.drop_ok = None
+        self.ssh = None                  # SshServer, started by the first SFTP phase
+        self.ssh_error = None            # why SFTP phases are skipped
+
+    # -- the SFTP server (throwaway sshd on 127.0.0.1; files under <run>/sftp-server/) ----
+    def sftp(self):
+        """(server, None) or (None, reason the SFTP phases cannot run)."""
+        if self.ssh is None and self.ssh_error is None:
+            server = SshServer(os.path.join(self.run_dir, "sshd"))
+            self.ssh_error = server.missing()
+            if self.ssh_error is None:
+                try:
+                    log(f"starting sshd on 127.0.0.1 ({server.binary})")
+                    server.start()
+                    self.ssh = server
+                    log(f"sshd listening on 127.0.0.1:{server.port}, user {server.user}")
+                except (OSError, RuntimeError, subprocess.CalledProcessError) as e:
+                    self.ssh_error = f"sshd did not start: {e}"[:300]
+            if self.ssh_error:
+                log(f"SFTP phases skipped: {self.ssh_error}")
+        return self.ssh, self.ssh_error
+
+    def sftp_path(self, name: str) -> str:
+        """Absolute path on the SFTP server (the same filesystem: the server is local)."""
+        base = os.path.join(self.run_dir, "sftp-server")
+        os.makedirs(base, exist_ok=True)
+        return os.path.join(base, name)
+
+    def stop_sftp(self) -> None:
+        if self.ssh is not None:
+            self.ssh.stop()
+            log("sshd stopped")
+            self.ssh = None
 
     def manifest(self, with_hash: bool = False) -> dict:
         key = (self.state, with_hash)
@@ -82,20 +117,25 @@ class Context:
         return info
 
 
-def _measured(phase: Phase, tool, cmd, ctx: Context, tag: str | None = None) -> dict:
+def _measured(phase: Phase, tool, cmd, ctx: Context, tag: str | None = None, nbytes: int | None = None) -> dict:
+    """Run cmd cold (page cache dropped) and measure it.  MB/s = nbytes (default: the
+    dataset's bytes) / wall."""
     if not ctx.opts.no_drop_caches:
         ok = measure.drop_caches()
         ctx.drop_ok = ok if ctx.drop_ok is None else (ctx.drop_ok and ok)
     log(f"  {tool.name}: {phase.name}: {' '.join(cmd.argv)}" + (f"  (cwd {cmd.cwd})" if cmd.cwd else ""))
-    m = measure.run_measured(cmd.argv, tool.env(), cmd.cwd, tool.logs, tag or phase.name, ctx.opts.timeout)
+    env = cmd.env if cmd.env is not None else tool.env()
+    m = measure.run_measured(cmd.argv, env, cmd.cwd, tool.logs, tag or phase.name, ctx.opts.timeout)
     m["sync_s"] = round(measure.timed_sync(), 3)  # deferred writes the tool left behind (not in wall)
     if m["rc"] in cmd.ok_codes:
         m["status"] = "ok"
     else:
         with open(m["stderr"], errors="replace") as f:
             m["status"] = tool.classify_failure(f.read())
-        m["note"] = f"rc={m['rc']}: {measure.tail(m['stderr'], 2, 120)}"
-    nbytes = ctx.dataset_bytes()
+        meaning = cmd.rc_meaning.get(m["rc"])
+        m["note"] = f"rc={m['rc']}: " + (meaning or measure.tail(m["stderr"], 2, 120))
+    if nbytes is None:
+        nbytes = ctx.dataset_bytes()
     m["dataset_bytes"] = nbytes
     m["wall_s"] = round(m["wall_s"], 3)
     m["mb_s"] = round(nbytes / 1e6 / m["wall_s"], 2) if m["wall_s"] > 0 else None
@@ -120,14 +160,19 @@ def run_backup(phase: Phase, tool, ctx: Context) -> dict:
     return m
 
 
-def run_restore(phase: Phase, tool, ctx: Context) -> dict:
+def _restore(phase: Phase, tool, ctx: Context, make_cmd) -> dict:
+    """Restore into an empty dir with make_cmd(target), then compare the restored tree
+    byte-for-byte (list + size + BLAKE2b) with the live data."""
     target = os.path.join(tool.root, "restore")
     shutil.rmtree(target, ignore_errors=True)
     os.makedirs(target)
     try:
-        cmd = tool.restore_cmd(target)
+        cmd = make_cmd(target)
     except Exception as e:  # e.g. borg list failed
         return {"status": "failed", "note": str(e)[:200]}
+    if cmd is None:
+        shutil.rmtree(target, ignore_errors=True)
+        return {"status": "n/a", "note": f"{tool.name} has no equivalent"}
     m = _measured(phase, tool, cmd, ctx)
     if m["status"] == "ok":
         root = tool.restored_root(target)
@@ -139,7 +184,7 @@ def run_restore(phase: Phase, tool, ctx: Context) -> dict:
             m["verify"] = {"errors": errors, "warnings": warnings[:20], "n_warnings": len(warnings)}
             if errors:
                 m["status"], m["note"] = "MISMATCH", f"{len(errors)} differences, e.g. {errors[0]}"
-                ctx.verification_failures.append({"tool": tool.name, "errors": errors})
+                ctx.verification_failures.append({"tool": tool.name, "phase": phase.name, "errors": errors})
                 log(f"  {tool.name}: RESTORE MISMATCH: " + "; ".join(errors[:5]))
             else:
                 m["verified"] = True
@@ -150,6 +195,16 @@ def run_restore(phase: Phase, tool, ctx: Context) -> dict:
     return m
 
 
+def run_restore(phase: Phase, tool, ctx: Context) -> dict:
+    return _restore(phase, tool, ctx, tool.restore_cmd)
+
+
+def run_restore_verify(phase: Phase, tool, ctx: Context) -> dict:
+    """Like restore, with the tool's own verification switched on (vtool/restic --verify);
+    the harness still compares the tree itself."""
+    return _restore(phase, tool, ctx, tool.restore_verify_cmd)
+
+
 def run_check(phase: Phase, tool, ctx: Context) -> dict:
     cmd = tool.check_cmd()
     if cmd is None:
@@ -157,7 +212,95 @@ def run_check(phase: Phase, tool, ctx: Context) -> dict:
     return _measured(phase, tool, cmd, ctx)
 
 
-RUNNERS = {"backup": run_backup, "restore": run_restore, "check": run_check}
+def run_sftp_backup(phase: Phase, tool, ctx: Context) -> dict:
+    """init (timed, but not part of the phase's numbers) + first backup into a new repository
+    on the local sshd.  A failure here does not stop the tool's other phases."""
+    ssh, why = ctx.sftp()
+    if ssh is None:
+        return {"status": "skipped", "note": why}
+    path = ctx.sftp_path(f"{tool.name}-repo")
+    init, backup = tool.sftp_init_cmd(ssh, path), tool.sftp_backup_cmd(ssh, path)
+    if init is None or backup is None:
+        return {"status": "n/a", "note": f"{tool.name} has no SFTP backend"}
+    log(f"  {tool.name}: {phase.name}: init {' '.join(init.argv)}")
+    i = measure.run_measured(init.argv, init.env if init.env is not None else tool.env(), None,
+                             tool.logs, f"{phase.name}-init", ctx.opts.timeout)
+    if i["rc"] != 0:
+        return {"status": "failed", "note": f"init rc={i['rc']}: {measure.tail(i['stderr'], 2, 120)}",
+                "init": {k: i[k] for k in ("rc", "wall_s", "stderr")}}
+    m = _measured(phase, tool, backup, ctx)
+    m["init_wall_s"] = round(i["wall_s"], 3)
+    m["sftp_path"] = path
+    if m["status"] == "ok":
+        m["repo_bytes"] = measure.du_bytes(path) or 0
+        m["repo_mib"] = round(m["repo_bytes"] / MIB, 1)
+        with open(m["stdout"], errors="replace") as f:
+            m["summary"] = tool.parse_summary(f.read())
+    return m
+
+
+def _copy(phase: Phase, who, ctx: Context, source: str) -> dict:
+    """who.copy_cmd(ssh, DEST) copies ``source`` (a local repository dir) to a new DEST on
+    the SFTP server; then DEST is compared with ``source`` (list + size + BLAKE2b; files the
+    copy adds, like a README, are allowed)."""
+    ssh, why = ctx.sftp()
+    if ssh is None:
+        return {"status": "skipped", "note": why}
+    dest = ctx.sftp_path(f"{who.name}-copy")
+    shutil.rmtree(dest, ignore_errors=True)  # must not exist (scp -r semantics, vtool: a new repo)
+    cmd = who.copy_cmd(ssh, dest)
+    if cmd is None:
+        return {"status": "n/a", "note": f"not measured for {who.name} (the yardstick is scp of vtool's repository)"}
+    src_bytes = measure.du_bytes(source) or 0
+    m = _measured(phase, who, cmd, ctx, nbytes=src_bytes)
+    m["source_bytes"] = src_bytes
+    if m["status"] == "ok":
+        m["repo_bytes"] = measure.du_bytes(dest) or 0
+        m["repo_mib"] = round(m["repo_bytes"] / MIB, 1)
+        with open(m["stdout"], errors="replace") as f:
+            m["summary"] = who.parse_summary(f.read())
+        log(f"  {who.name}: verifying the copy {dest}")
+        errors, _ = tree.compare(tree.manifest(source), tree.manifest(dest) if os.path.isdir(dest) else {},
+                                 allow_extra=True)
+        m["verify"] = {"errors": errors}
+        if errors:
+            m["status"], m["note"] = "MISMATCH", f"copy differs from the source: {errors[0]}"
+            ctx.verification_failures.append({"tool": who.name, "phase": phase.name, "errors": errors})
+            log(f"  {who.name}: COPY MISMATCH: " + "; ".join(errors[:5]))
+        else:
+            m["verified"] = True
+    if not ctx.opts.keep_restores:
+        shutil.rmtree(dest, ignore_errors=True)
+    return m
+
+
+def run_sftp_copy(phase: Phase, tool, ctx: Context) -> dict:
+    return _copy(phase, tool, ctx, tool.repo)
+
+
+RUNNERS = {"backup": run_backup, "restore": run_restore, "restore-verify": run_restore_verify,
+           "check": run_check, "sftp-backup": run_sftp_backup, "sftp-copy": run_sftp_copy}
+
+
+def ref_scp(phase: Phase, tools: list, ctx: Context) -> dict:
+    """scp -r of the subject's (vtool's) local repository: what sftp-copy is measured against."""
+    subject = next((t for t in tools if t.name == targets.SUBJECT), None)
+    if subject is None:
+        return {"status": "skipped", "note": f"copies {targets.SUBJECT}'s repository; {targets.SUBJECT} not in --tools"}
+    if subject.name in ctx.broken:
+        return {"status": "skipped", "note": f"{subject.name}: {ctx.broken[subject.name]}"}
+    scp = Scp(os.path.join(ctx.run_dir, "scp"), subject.repo)
+    reason = scp.missing()
+    if reason:
+        return {"status": "missing", "note": reason}
+    cell = _copy(phase, scp, ctx, subject.repo)
+    cell.setdefault("version", scp.version())
+    return cell
+
+
+# Per-phase reference measurements (Phase.reference): (phase, tools, ctx) -> result cell,
+# shown in the phase's table below the tools and usable as a target's ``other``.
+REFERENCES = {"scp": ref_scp}
 
 
 def host_info() -> dict:
@@ -181,7 +324,7 @@ def run_suite(opts, size: int, phases: list) -> dict:
     data_dir = os.path.join(run_dir, "data", "node")
     log(f"copying dataset to {data_dir}")
     copy_tree(src, data_dir)
-    ctx = Context(opts, data_dir)
+    ctx = Context(opts, data_dir, run_dir)
 
     results = {
         "size": label, "size_bytes": size, "seed": opts.seed, "started": time.strftime("%Y-%m-%dT%H:%M:%S"),
@@ -214,20 +357,33 @@ def run_suite(opts, size: int, phases: list) -> dict:
         else:
             info["status"] = "ok"
 
-    for phase in phases:
-        mut = ctx.to_state(phase.state)
-        if mut:
-            results["mutation"] = mut
-            results["dataset"]["B"] = {"bytes": ctx.dataset_bytes(), "files": tree.file_count(ctx.manifest())}
-        log(f"phase {phase.name}: {phase.title}")
-        cells = {}
-        for tool in tools:
-            if tool.name in ctx.broken:
-                cells[tool.name] = {"status": "skipped", "note": ctx.broken[tool.name]}
-                continue
-            cells[tool.name] = RUNNERS[phase.kind](phase, tool, ctx)
-        results["phases"][phase.name] = {"title": phase.title, "kind": phase.kind, "state": ctx.state,
-                                         "dataset_bytes": ctx.dataset_bytes(), "tools": cells}
+    try:
+        for phase in phases:
+            mut = ctx.to_state(phase.state)
+            if mut:
+                results["mutation"] = mut
+                results["dataset"]["B"] = {"bytes": ctx.dataset_bytes(), "files": tree.file_count(ctx.manifest())}
+            log(f"phase {phase.name}: {phase.title}")
+            cells = {}
+            for tool in tools:
+                if tool.name in ctx.broken:
+                    cells[tool.name] = {"status": "skipped", "note": ctx.broken[tool.name]}
+                    continue
+                cells[tool.name] = RUNNERS[phase.kind](phase, tool, ctx)
+            ph = results["phases"][phase.name] = {"title": phase.title, "kind": phase.kind, "state": ctx.state,
+                                                  "dataset_bytes": ctx.dataset_bytes(), "tools": cells}
+            if phase.note:
+                ph["note"] = phase.note
+            if phase.reference:
+                log(f"phase {phase.name}: reference {phase.reference}")
+                ph["references"] = {phase.reference: REFERENCES[phase.reference](phase, tools, ctx)}
+    finally:
+        if ctx.ssh is not None:
+            results["sftp"] = {"sshd": ctx.ssh.binary, "port": ctx.ssh.port, "user": ctx.ssh.user,
+                               "sshd_log": ctx.ssh.log_path}
+        elif ctx.ssh_error:
+            results["sftp"] = {"skipped": ctx.ssh_error}
+        ctx.stop_sftp()
 
     results["drop_caches"] = bool(ctx.drop_ok)
     results["verification_failures"] = ctx.verification_failures

@@ -1,7 +1,15 @@
-"""vtool's performance targets, evaluated against restic / borg results.
+"""vtool's performance targets, evaluated against restic / borg / scp results or against
+vtool itself in another phase.
 
-Each target: (phase, metric, reference tool, required factor).  ``ratio`` is always
-oriented so that bigger is better for vtool and the target is met when ratio >= factor.
+Each target: (phase, metric, reference, required factor).  The reference is ``other``
+(a tool, or a per-phase reference such as "scp") in ``other_phase`` (default: the same
+phase; a different phase with other="vtool" makes a self-comparison).
+
+``ratio`` orientation depends on the metric:
+  throughput / speed / repo / peak_rss   bigger is better for vtool: other / vtool
+                                         (wall time, repo MiB, RSS); met when ratio >= factor
+  cost                                   vtool's wall / other's wall: how much more vtool's
+                                         phase costs; met when ratio <= factor
 """
 
 from dataclasses import dataclass
@@ -13,18 +21,34 @@ SUBJECT = "vtool"
 class Target:
     id: str
     phase: str      # phase name, or "*" for all backup/restore phases
-    metric: str     # "throughput" | "speed" | "repo" | "peak_rss"
-    other: str
+    metric: str     # "throughput" | "speed" | "repo" | "peak_rss" | "cost"
+    other: str      # tool or per-phase reference ("scp"); may be SUBJECT with other_phase
     factor: float
     text: str
+    other_phase: str | None = None  # compare with ``other`` in this phase instead
+
+    @property
+    def op(self) -> str:
+        return "<=" if self.metric == "cost" else ">="
+
+    @property
+    def versus(self) -> str:
+        return f"{self.other} {self.other_phase}" if self.other_phase else self.other
 
 
 TARGETS = (
     Target("first-throughput", "first", "throughput", "restic", 3.0, "first backup throughput >= 3x restic"),
     Target("first-repo", "first", "repo", "restic", 1.0, "first backup repo size <= restic's"),
+    Target("sftp-backup-throughput", "sftp-backup", "throughput", "restic", 2.0,
+           "first backup to SFTP throughput >= 2x restic"),
     Target("incremental-speed", "incremental", "speed", "restic", 4.0, "incremental backup >= 4x faster than restic"),
     Target("nochange-speed", "nochange", "speed", "borg", 5.0, "no-change backup >= 5x faster than borg"),
     Target("restore-throughput", "restore", "throughput", "restic", 2.0, "restore throughput >= 2x restic"),
+    Target("restore-verify-cost", "restore-verify", "cost", SUBJECT, 1.3,
+           "restore --verify costs at most 30% more than a plain restore", other_phase="restore"),
+    Target("check-throughput", "check", "throughput", "restic", 2.5, "check --read-data throughput >= 2.5x restic"),
+    Target("sftp-copy-throughput", "sftp-copy", "throughput", "scp", 0.8,
+           "copy to SFTP throughput >= 0.8x scp of the same repository"),
     Target("peak-rss", "*", "peak_rss", "borg", 1.0, "peak memory (max over backups+restore) <= borg's"),
 )
 
@@ -33,31 +57,39 @@ def _ok(cell):
     return cell is not None and cell.get("status") == "ok"
 
 
+def cell(results, phase, name):
+    """A tool's or a per-phase reference's result in a phase, or None."""
+    ph = results["phases"].get(phase)
+    if not ph:
+        return None
+    return ph["tools"].get(name) or ph.get("references", {}).get(name)
+
+
 def _peak(results, tool):
     vals = []
     for ph in results["phases"].values():
         if ph["kind"] not in ("backup", "restore"):
             continue
-        cell = ph["tools"].get(tool)
-        if not _ok(cell) or cell.get("peak_rss_mib") is None:
+        c = ph["tools"].get(tool)
+        if not _ok(c) or c.get("peak_rss_mib") is None:
             return None  # a phase missing -> not comparable
-        vals.append(cell["peak_rss_mib"])
+        vals.append(c["peak_rss_mib"])
     return max(vals) if vals else None
 
 
-def ratio(results, phase, metric, other):
-    """bigger-is-better ratio of SUBJECT vs other, or None if not comparable."""
+def ratio(results, phase, metric, other, other_phase=None):
+    """SUBJECT in phase vs other in other_phase (default phase), oriented as described in
+    the module docstring, or None if not comparable."""
     if metric == "peak_rss":
         v, o = _peak(results, SUBJECT), _peak(results, other)
         return o / v if v and o else None
-    ph = results["phases"].get(phase)
-    if not ph:
-        return None
-    v, o = ph["tools"].get(SUBJECT), ph["tools"].get(other)
+    v, o = cell(results, phase, SUBJECT), cell(results, other_phase or phase, other)
     if not (_ok(v) and _ok(o)):
         return None
-    if metric in ("throughput", "speed"):
+    if metric in ("throughput", "speed"):  # same bytes on both sides: throughput ratio = time ratio
         return o["wall_s"] / v["wall_s"] if v["wall_s"] > 0 else None
+    if metric == "cost":
+        return v["wall_s"] / o["wall_s"] if o["wall_s"] > 0 else None
     if metric == "repo":
         return o["repo_mib"] / v["repo_mib"] if v.get("repo_mib") and o.get("repo_mib") else None
     raise ValueError(metric)
@@ -68,8 +100,9 @@ def evaluate(results) -> list:
     for t in TARGETS:
         if t.phase != "*" and t.phase not in results["phases"]:
             continue
-        r = ratio(results, t.phase, t.metric, t.other)
-        out.append({"id": t.id, "phase": t.phase, "text": t.text, "other": t.other, "required": t.factor,
-                    "ratio": None if r is None else round(r, 3),
-                    "met": None if r is None else r >= t.factor})
+        r = ratio(results, t.phase, t.metric, t.other, t.other_phase)
+        met = None if r is None else (r <= t.factor if t.op == "<=" else r >= t.factor)
+        out.append({"id": t.id, "phase": t.phase, "text": t.text, "other": t.other,
+                    "other_phase": t.other_phase, "versus": t.versus, "metric": t.metric, "op": t.op,
+                    "required": t.factor, "ratio": None if r is None else round(r, 3), "met": met})
     return out

@@ -47,11 +47,12 @@ def total_bytes(m: dict) -> int:
     return sum(e.get("size", 0) for e in m.values() if e["type"] == "file")
 
 
-def compare(expected: dict, actual: dict, max_report: int = 20):
-    """(errors, warnings): content/list differences are errors, mode differences warnings."""
+def compare(expected: dict, actual: dict, max_report: int = 20, allow_extra: bool = False):
+    """(errors, warnings): content/list differences are errors, mode differences warnings.
+    allow_extra: entries only in ``actual`` are fine (e.g. a README a copy adds)."""
     errors, warnings = [], []
     missing = sorted(set(expected) - set(actual))
-    extra = sorted(set(actual) - set(expected))
+    extra = [] if allow_extra else sorted(set(actual) - set(expected))
     errors += [f"missing: {p}" for p in missing[:max_report]]
     errors += [f"unexpected: {p}" for p in extra[:max_report]]
     if len(missing) > max_report or len(extra) > max_report:

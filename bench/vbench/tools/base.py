@@ -1,7 +1,9 @@
 """What the harness needs from a backup tool.
 
 Each tool gets its own directory (``root``) holding repo/, cache/, config, logs/ and
-restore/.  Commands are returned as ``Cmd`` so the harness can time them uniformly.
+restore/ (plus sftp-cache/ for the repository on the SFTP server, whose files live under
+the run's sftp-server/ dir).  Commands are returned as ``Cmd`` so the harness can time them
+uniformly; a command the tool has no equivalent for is ``None`` (reported as n/a).
 """
 
 import os
@@ -16,6 +18,8 @@ class Cmd:
     cwd: str | None = None
     ok_codes: tuple = (0,)
     notes: dict = field(default_factory=dict)
+    env: dict | None = None      # full environment; None = Tool.env()
+    rc_meaning: dict = field(default_factory=dict)  # exit code -> what it means (for the report)
 
 
 class Tool:
@@ -30,6 +34,7 @@ class Tool:
         self.repo = os.path.join(self.root, "repo")
         self.cache = os.path.join(self.root, "cache")
         self.logs = os.path.join(self.root, "logs")
+        self.sftp_cache = os.path.join(self.root, "sftp-cache")
 
     # -- availability ---------------------------------------------------------------
     def resolved_binary(self) -> str | None:
@@ -70,7 +75,22 @@ class Tool:
         """Where the backed-up directory ends up under ``target``."""
         raise NotImplementedError
 
+    def restore_verify_cmd(self, target: str) -> Cmd | None:
+        """Restore like restore_cmd, plus the tool's own check of what it wrote."""
+        return None
+
     def check_cmd(self) -> Cmd | None:
+        return None
+
+    def copy_cmd(self, ssh, dest_path: str) -> Cmd | None:
+        """Copy the local repository to ``dest_path`` on the SFTP server ``ssh`` (sshd.SshServer)."""
+        return None
+
+    # -- a repository on the SFTP server (its files are at the absolute ``path``) ---------
+    def sftp_init_cmd(self, ssh, path: str) -> Cmd | None:
+        return None
+
+    def sftp_backup_cmd(self, ssh, path: str) -> Cmd | None:
         return None
 
     # -- results --------------------------------------------------------------------

@@ -1,7 +1,13 @@
-"""borg 1.2: repokey-blake2, zstd level 3."""
+"""borg 1.2: repokey-blake2, zstd level 3.
+
+No restore-with-verification: ``restore_verify_cmd`` is None (n/a).  SFTP phase: borg
+has no SFTP backend; it talks to ``borg serve`` over ssh instead
+(``ssh://USER@127.0.0.1:PORT/PATH``, BORG_RSH with the bench key and known_hosts).
+"""
 
 import json
 import os
+import shlex
 import subprocess
 
 from .base import Cmd, Tool
@@ -52,6 +58,23 @@ class Borg(Tool):
 
     def check_cmd(self):
         return Cmd([self.binary, "check", "--verify-data", self.repo])
+
+    # -- repository on the SSH server (borg serve, not SFTP) --------------------------
+    def sftp_env(self, ssh):
+        e = self.env()
+        e.update(BORG_CACHE_DIR=self.sftp_cache, BORG_RSH=shlex.join(["ssh", *ssh.ssh_options()]))
+        return e
+
+    def sftp_init_cmd(self, ssh, path):
+        return Cmd([self.binary, "init", "--encryption=repokey-blake2",
+                    f"ssh://{ssh.user}@127.0.0.1:{ssh.port}{path}"], env=self.sftp_env(ssh),
+                   notes={"transport": "borg serve over ssh (borg has no SFTP backend)"})
+
+    def sftp_backup_cmd(self, ssh, path):
+        return Cmd([self.binary, "create", "--compression", "zstd,3", "--stats", "--json",
+                    f"ssh://{ssh.user}@127.0.0.1:{ssh.port}{path}::sftp-{{now}}", self.data_dir],
+                   ok_codes=(0, 1), env=self.sftp_env(ssh),
+                   notes={"transport": "borg serve over ssh (borg has no SFTP backend)"})
 
     def parse_summary(self, stdout_text):
         try:

@@ -3,7 +3,11 @@
     vtool init    --repo R --identity-out R.identity --backup-key-out R.backupkey
     vtool backup  --repo R --backup-key R.backupkey DATA --json
     vtool restore --repo R --identity R.identity latest --target T   -> T/<basename DATA>
+    vtool restore ... --verify          (re-reads what it wrote; exit 3 if the fingerprint differs)
     vtool check   --repo R --read-data --identity R.identity
+    vtool copy    --from R --to sftp://USER@127.0.0.1:PORT/DEST --json
+    SFTP repository: init/backup as above with --repo sftp://USER@127.0.0.1:PORT/PATH and
+    VTOOL_SSH_KEY / VTOOL_SSH_KNOWN_HOSTS in the environment
 """
 
 import json
@@ -44,11 +48,40 @@ class Vtool(Tool):
         return Cmd([self.binary, "restore", "--repo", self.repo, "--identity", self.identity,
                     "latest", "--target", target])
 
+    def restore_verify_cmd(self, target):
+        cmd = self.restore_cmd(target)
+        cmd.argv.append("--verify")
+        cmd.rc_meaning = {3: "vtool --verify: restored tree does not match the snapshot (or damaged objects)"}
+        return cmd
+
     def restored_root(self, target):
         return os.path.join(target, os.path.basename(self.data_dir))
 
     def check_cmd(self):
         return Cmd([self.binary, "check", "--repo", self.repo, "--read-data", "--identity", self.identity])
+
+    def copy_cmd(self, ssh, dest_path):
+        return Cmd([self.binary, "copy", "--from", self.repo, "--to", ssh.url(dest_path), "--json"],
+                   env=self.sftp_env(ssh))
+
+    # -- SFTP repository --------------------------------------------------------------
+    def sftp_env(self, ssh):
+        e = self.env()
+        e.update(ssh.vtool_env(), VTOOL_CACHE_DIR=self.sftp_cache)
+        return e
+
+    def sftp_keys(self):
+        base = os.path.join(self.root, "sftp-repo")
+        return base + ".identity", base + ".backupkey"
+
+    def sftp_init_cmd(self, ssh, path):
+        identity, backup_key = self.sftp_keys()
+        return Cmd([self.binary, "init", "--repo", ssh.url(path),
+                    "--identity-out", identity, "--backup-key-out", backup_key], env=self.sftp_env(ssh))
+
+    def sftp_backup_cmd(self, ssh, path):
+        return Cmd([self.binary, "backup", "--repo", ssh.url(path), "--backup-key", self.sftp_keys()[1],
+                    self.data_dir, "--json"], env=self.sftp_env(ssh))
 
     def classify_failure(self, stderr_text):
         return "n/a" if "unrecognized subcommand" in stderr_text else "failed"

@@ -4,106 +4,25 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 use std::time::{Duration, SystemTime};
 
 use serde_json::Value;
 
-const VTOOL: &str = env!("CARGO_BIN_EXE_vtool");
+mod support;
 
-fn fixtures() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures")
-}
+use support::{fixtures, s, Env};
 
-/// A scratch area: repository, keys, cache, sources and restore targets.
-struct Env {
-    dir: tempfile::TempDir,
-}
-
-impl Env {
-    fn new() -> Self {
-        Env {
-            dir: tempfile::tempdir().expect("tempdir"),
-        }
-    }
-
-    fn path(&self, rel: &str) -> PathBuf {
-        self.dir.path().join(rel)
-    }
-
-    fn repo(&self) -> String {
-        self.path("repo").display().to_string()
-    }
-
-    fn run(&self, args: &[&str]) -> Output {
-        Command::new(VTOOL)
-            .args(args)
-            .env("VTOOL_CACHE_DIR", self.path("cache"))
-            .env_remove("VTOOL_REPO")
-            .env_remove("VTOOL_BACKUP_KEY")
-            .env_remove("VTOOL_IDENTITY")
-            .output()
-            .expect("run vtool")
-    }
-
-    /// Run and require an exit status, returning stdout.
-    fn ok(&self, args: &[&str], code: i32) -> String {
-        let out = self.run(args);
-        assert_eq!(
-            out.status.code(),
-            Some(code),
-            "vtool {}\nstdout: {}\nstderr: {}",
-            args.join(" "),
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).expect("utf-8 stdout")
-    }
-
-    fn json(&self, args: &[&str]) -> Value {
-        let stdout = self.ok(args, 0);
-        serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{e}: {stdout}"))
-    }
-
-    fn init(&self) {
-        let repo = self.repo();
-        let id = self.path("identity.txt").display().to_string();
-        let bk = self.path("backup.key").display().to_string();
-        self.ok(
-            &[
-                "init",
-                "--repo",
-                &repo,
-                "--identity-out",
-                &id,
-                "--backup-key-out",
-                &bk,
-            ],
-            0,
-        );
-    }
-
-    fn backup(&self, paths: &[&Path]) -> Value {
-        let repo = self.repo();
-        let bk = self.path("backup.key").display().to_string();
-        let mut args = vec!["backup", "--repo", &repo, "--backup-key", &bk, "--json"];
-        let paths: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
-        args.extend(paths.iter().map(String::as_str));
-        self.json(&args)
-    }
-
-    fn restore_args(&self, snapshot: &str, target: &Path) -> Vec<String> {
-        vec![
-            "restore".into(),
-            "--repo".into(),
-            self.repo(),
-            "--identity".into(),
-            self.path("identity.txt").display().to_string(),
-            snapshot.into(),
-            "--target".into(),
-            target.display().to_string(),
-        ]
-    }
+fn restore_args(env: &Env, snapshot: &str, target: &Path) -> Vec<String> {
+    vec![
+        "restore".into(),
+        "--repo".into(),
+        env.repo(),
+        "--identity".into(),
+        env.identity(),
+        snapshot.into(),
+        "--target".into(),
+        target.display().to_string(),
+    ]
 }
 
 fn args(v: &[String]) -> Vec<&str> {
@@ -230,7 +149,7 @@ fn init_backup_snapshots_restore_round_trip() {
     let src = env.path("src/node");
     make_source(&src);
 
-    let b1 = env.backup(&[&src]);
+    let b1 = env.backup(&[s(&src)]);
     assert_eq!(b1["files"], 5);
     assert_eq!(b1["files_read"], 5);
     let bytes = b1["bytes"].as_u64().expect("bytes");
@@ -245,7 +164,7 @@ fn init_backup_snapshots_restore_round_trip() {
     // Change one keystore; the cache (VTOOL_CACHE_DIR) spares reading the rest.
     let ks = src.join("validator/keystores/keystore-1.json");
     fs::write(&ks, "{\"pubkey\": \"changed\", \"version\": 4}\n").expect("write");
-    let b2 = env.backup(&[&src]);
+    let b2 = env.backup(&[s(&src)]);
     assert_eq!(b2["files_read"], 1, "{b2}");
     assert_eq!(b2["files_unchanged"], 4, "{b2}");
     assert_ne!(b2["fingerprint"], b1["fingerprint"]);
@@ -271,7 +190,7 @@ fn init_backup_snapshots_restore_round_trip() {
     // Restore the latest snapshot by an 8-digit id prefix.
     let prefix = &b2["snapshot"].as_str().expect("id")[..8];
     let out = env.path("out");
-    let mut a = env.restore_args(prefix, &out);
+    let mut a = restore_args(&env, prefix, &out);
     a.push("--json".into());
     let r = env.json(&args(&a));
     assert_eq!(r["snapshot"], b2["snapshot"]);
@@ -288,7 +207,7 @@ fn init_backup_snapshots_restore_round_trip() {
 
     // The first snapshot still holds the old keystore.
     let out1 = env.path("out1");
-    let a = env.restore_args(&b1["snapshot"].as_str().expect("id")[..12], &out1);
+    let a = restore_args(&env, &b1["snapshot"].as_str().expect("id")[..12], &out1);
     env.ok(&args(&a), 0);
     assert_eq!(
         fs::read_to_string(out1.join("node/validator/keystores/keystore-1.json")).expect("read"),
@@ -296,7 +215,7 @@ fn init_backup_snapshots_restore_round_trip() {
     );
 
     // Restoring into the same, now non-empty, target is refused.
-    let a = env.restore_args("latest", &out);
+    let a = restore_args(&env, "latest", &out);
     let o = env.run(&args(&a));
     assert_eq!(o.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&o.stderr).contains("not empty"));
@@ -308,9 +227,9 @@ fn include_restores_only_the_matching_subtree() {
     env.init();
     let src = env.path("src/node");
     make_source(&src);
-    env.backup(&[&src]);
+    env.backup(&[s(&src)]);
     let out = env.path("out");
-    let mut a = env.restore_args("latest", &out);
+    let mut a = restore_args(&env, "latest", &out);
     a.extend(["--include".into(), "node/validator/**".into()]);
     env.ok(&args(&a), 0);
     assert_same_tree(&src.join("validator"), &out.join("node/validator"));
@@ -327,9 +246,9 @@ fn restore_with_the_backup_key_is_refused() {
     env.init();
     let src = env.path("src/node");
     make_source(&src);
-    env.backup(&[&src]);
+    env.backup(&[s(&src)]);
     let out = env.path("out");
-    let mut a = env.restore_args("latest", &out);
+    let mut a = restore_args(&env, "latest", &out);
     a[4] = env.path("backup.key").display().to_string();
     let o = env.run(&args(&a));
     assert_eq!(o.status.code(), Some(2));
@@ -413,7 +332,7 @@ fn damaged_pack_exits_3_and_names_the_file() {
     env.init();
     let src = env.path("src/node");
     make_source(&src);
-    env.backup(&[&src]);
+    env.backup(&[s(&src)]);
     // The largest pack holds the chain-data table.
     let mut packs = Vec::new();
     collect(&env.path("repo/packs"), &mut packs);
@@ -428,7 +347,7 @@ fn damaged_pack_exits_3_and_names_the_file() {
     fs::write(&largest, data).expect("write");
 
     let out = env.path("out");
-    let a = env.restore_args("latest", &out);
+    let a = restore_args(&env, "latest", &out);
     let o = env.run(&args(&a));
     assert_eq!(o.status.code(), Some(3), "{o:?}");
     let stdout = String::from_utf8_lossy(&o.stdout);

@@ -2,101 +2,14 @@
 
 use std::fs;
 use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
 
 use serde_json::Value;
 
-const VTOOL: &str = env!("CARGO_BIN_EXE_vtool");
+mod support;
 
-struct Env {
-    dir: tempfile::TempDir,
-}
-
-impl Env {
-    fn new() -> Self {
-        let env = Env {
-            dir: tempfile::tempdir().expect("tempdir"),
-        };
-        let repo = env.repo();
-        let id = env.path("identity.txt").display().to_string();
-        let bk = env.path("backup.key").display().to_string();
-        let out = env.run(&[
-            "init",
-            "--repo",
-            &repo,
-            "--identity-out",
-            &id,
-            "--backup-key-out",
-            &bk,
-        ]);
-        assert_eq!(out.status.code(), Some(0), "{}", text(&out));
-        env
-    }
-
-    fn path(&self, rel: &str) -> PathBuf {
-        self.dir.path().join(rel)
-    }
-
-    fn repo(&self) -> String {
-        self.path("repo").display().to_string()
-    }
-
-    fn run(&self, args: &[&str]) -> Output {
-        Command::new(VTOOL)
-            .args(args)
-            .current_dir(self.dir.path())
-            .env("VTOOL_CACHE_DIR", self.path("cache"))
-            .env_remove("VTOOL_REPO")
-            .env_remove("VTOOL_BACKUP_KEY")
-            .env_remove("VTOOL_IDENTITY")
-            .output()
-            .expect("run vtool")
-    }
-
-    /// `vtool backup --repo … --backup-key … <extra>`.
-    fn backup(&self, extra: &[&str]) -> Output {
-        let repo = self.repo();
-        let bk = self.path("backup.key").display().to_string();
-        let mut args = vec!["backup", "--repo", &repo, "--backup-key", &bk];
-        args.extend_from_slice(extra);
-        self.run(&args)
-    }
-
-    fn restore_latest(&self, target: &Path) {
-        let repo = self.repo();
-        let id = self.path("identity.txt").display().to_string();
-        let t = target.display().to_string();
-        let out = self.run(&[
-            "restore",
-            "--repo",
-            &repo,
-            "--identity",
-            &id,
-            "latest",
-            "--target",
-            &t,
-        ]);
-        assert_eq!(out.status.code(), Some(0), "{}", text(&out));
-    }
-
-    fn snapshots(&self) -> Vec<Value> {
-        let repo = self.repo();
-        let out = self.run(&["snapshots", "--repo", &repo, "--json"]);
-        assert_eq!(out.status.code(), Some(0), "{}", text(&out));
-        let v: Value = serde_json::from_slice(&out.stdout).expect("json");
-        v.as_array().cloned().expect("array")
-    }
-}
-
-fn text(out: &Output) -> String {
-    format!(
-        "status {:?}\nstdout: {}\nstderr: {}",
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
+use support::{text, Env, VTOOL};
 
 fn write(root: &Path, rel: &str, data: &str) {
     let p = root.join(rel);
@@ -181,7 +94,7 @@ fn profiles_json_lists_all_eleven() {
 
 #[test]
 fn live_lock_refuses_and_pre_hook_stops_the_client() {
-    let env = Env::new();
+    let env = Env::with_repo();
     let data = env.path("data");
     write(&data, "db/CURRENT", "MANIFEST-000001\n");
     write(&data, "db/000001.ldb", "table");
@@ -190,7 +103,7 @@ fn live_lock_refuses_and_pre_hook_stops_the_client() {
     let pid = client.0.id();
     let d = data.display().to_string();
 
-    let out = env.backup(&[&d]);
+    let out = env.backup_run(&[&d]);
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains(&format!("process {pid} (")), "{err}");
@@ -198,7 +111,7 @@ fn live_lock_refuses_and_pre_hook_stops_the_client() {
     assert!(env.snapshots().is_empty());
 
     // --allow-live backs up anyway, loudly, and says so in the labels.
-    let out = env.backup(&["--allow-live", "--json", &d]);
+    let out = env.backup_run(&["--allow-live", "--json", &d]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     assert!(String::from_utf8_lossy(&out.stderr).contains("WARNING"));
     let snaps = env.snapshots();
@@ -208,7 +121,7 @@ fn live_lock_refuses_and_pre_hook_stops_the_client() {
     let kill = format!("kill {pid}");
     let marker = env.path("post-ran");
     let post = format!("touch {}", marker.display());
-    let out = env.backup(&["--pre", &kill, "--post", &post, "--json", &d]);
+    let out = env.backup_run(&["--pre", &kill, "--post", &post, "--json", &d]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     assert!(marker.exists());
     let v: Value = serde_json::from_slice(&out.stdout).expect("json");
@@ -220,11 +133,11 @@ fn live_lock_refuses_and_pre_hook_stops_the_client() {
 
 #[test]
 fn post_hook_runs_when_backup_or_pre_hook_fails() {
-    let env = Env::new();
+    let env = Env::with_repo();
     let marker = env.path("marker");
     let post = format!("touch {}", marker.display());
     let missing = env.path("does-not-exist").display().to_string();
-    let out = env.backup(&["--post", &post, &missing]);
+    let out = env.backup_run(&["--post", &post, &missing]);
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
     assert!(marker.exists(), "post hook did not run");
 
@@ -233,7 +146,7 @@ fn post_hook_runs_when_backup_or_pre_hook_fails() {
     let d = data.display().to_string();
     let marker2 = env.path("marker2");
     let post2 = format!("touch {}", marker2.display());
-    let out = env.backup(&["--pre", "echo stopping; exit 7", "--post", &post2, &d]);
+    let out = env.backup_run(&["--pre", "echo stopping; exit 7", "--post", &post2, &d]);
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
     assert!(
         marker2.exists(),
@@ -255,20 +168,20 @@ fn geth_datadir(root: &Path) {
 
 #[test]
 fn skip_rebuildable_geth_keeps_keys_and_jwt() {
-    let env = Env::new();
+    let env = Env::with_repo();
     let node = env.path("node");
     geth_datadir(&node);
     let n = node.display().to_string();
 
     // Detected without --profile.
-    let out = env.backup(&["--json", "--skip-rebuildable", &n]);
+    let out = env.backup_run(&["--json", "--skip-rebuildable", &n]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     let v: Value = serde_json::from_slice(&out.stdout).expect("json");
     assert_eq!(v["profile"], "geth", "{v}");
     assert_eq!(v["profiles"][0]["detected"], true);
     assert_eq!(v["skip_rebuildable"], true);
 
-    let out = env.backup(&["--profile", "geth", "--skip-rebuildable", &n]);
+    let out = env.backup_run(&["--profile", "geth", "--skip-rebuildable", &n]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     assert!(String::from_utf8_lossy(&out.stdout).contains("profile      geth"));
     let snaps = env.snapshots();
@@ -286,21 +199,21 @@ fn skip_rebuildable_geth_keeps_keys_and_jwt() {
     assert!(!r.join("geth/chaindata/ancient/chain/bodies.cidx").exists());
 
     // Unknown profile: usage error.
-    let out = env.backup(&["--profile", "nosuch", &n]);
+    let out = env.backup_run(&["--profile", "nosuch", &n]);
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
     assert!(String::from_utf8_lossy(&out.stderr).contains("lighthouse"));
 }
 
 #[test]
 fn skip_rebuildable_ignores_locks_in_skipped_data() {
-    let env = Env::new();
+    let env = Env::with_repo();
     let node = env.path("node");
     geth_datadir(&node);
     let _client = Client::start(&node.join("geth/chaindata/LOCK"));
     let n = node.display().to_string();
-    let out = env.backup(&[&n]);
+    let out = env.backup_run(&[&n]);
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
-    let out = env.backup(&["--skip-rebuildable", &n]);
+    let out = env.backup_run(&["--skip-rebuildable", &n]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
 }
 
@@ -330,11 +243,11 @@ fn lighthouse_validator(root: &Path, password: &str, stored_password: &str) -> S
 
 #[test]
 fn verify_keys_refuses_wrong_password() {
-    let env = Env::new();
+    let env = Env::with_repo();
     let bad = env.path("bad");
     let pubkey = lighthouse_validator(&bad, "right password", "wrong password");
     let b = bad.display().to_string();
-    let out = env.backup(&["--verify-keys", &b]);
+    let out = env.backup_run(&["--verify-keys", &b]);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
@@ -347,7 +260,7 @@ fn verify_keys_refuses_wrong_password() {
     lighthouse_validator(&good, "right password", "right password\n");
     let g = good.display().to_string();
     let secrets = good.join("secrets").display().to_string();
-    let out = env.backup(&["--verify-keys", "--passwords", &secrets, "--json", &g]);
+    let out = env.backup_run(&["--verify-keys", "--passwords", &secrets, "--json", &g]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     let v: Value = serde_json::from_slice(&out.stdout).expect("json");
     assert_eq!(v["profile"], "lighthouse");
@@ -355,7 +268,7 @@ fn verify_keys_refuses_wrong_password() {
 
 #[test]
 fn live_precopy_marks_first_pass_inconsistent() {
-    let env = Env::new();
+    let env = Env::with_repo();
     let data = env.path("data");
     write(&data, "db/CURRENT", "MANIFEST-000001\n");
     write(&data, "db/000001.ldb", &"x".repeat(100_000));
@@ -363,7 +276,7 @@ fn live_precopy_marks_first_pass_inconsistent() {
     let client = Client::start(&data.join("db/LOCK"));
     let kill = format!("kill {}", client.0.id());
     let d = data.display().to_string();
-    let out = env.backup(&["--live-precopy", "--pre", &kill, "--json", &d]);
+    let out = env.backup_run(&["--live-precopy", "--pre", &kill, "--json", &d]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     let v: Value = serde_json::from_slice(&out.stdout).expect("json");
     let precopy = v["precopy_snapshot"]

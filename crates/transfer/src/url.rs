@@ -24,11 +24,29 @@ impl RepoUrl {
                 .split_once('/')
                 .ok_or_else(|| bad("expected sftp://user@host[:port]/path"))?;
             let (user, hostport) = authority
-                .split_once('@')
+                .rsplit_once('@')
                 .ok_or_else(|| bad("the user is missing (sftp://user@host/path)"))?;
-            let (host, port) = match hostport.rsplit_once(':') {
-                Some((h, p)) => (h, p.parse().map_err(|_| bad("the port is not a number"))?),
-                None => (hostport, 22),
+            let port_of = |p: &str| {
+                p.parse::<u16>()
+                    .map_err(|_| bad("the port is not a number"))
+            };
+            // An IPv6 address is bracketed, as in ssh URLs: sftp://user@[::1]:2222/path.
+            let (host, port) = if let Some(v6) = hostport.strip_prefix('[') {
+                let (h, after) = v6
+                    .split_once(']')
+                    .ok_or_else(|| bad("unclosed '[' in an IPv6 host"))?;
+                match after {
+                    "" => (h, 22),
+                    _ => match after.strip_prefix(':') {
+                        Some(p) => (h, port_of(p)?),
+                        None => return Err(bad("expected :port after the IPv6 host")),
+                    },
+                }
+            } else {
+                match hostport.rsplit_once(':') {
+                    Some((h, p)) => (h, port_of(p)?),
+                    None => (hostport, 22),
+                }
             };
             if user.is_empty() || host.is_empty() {
                 return Err(bad("user and host must not be empty"));
@@ -104,6 +122,22 @@ mod tests {
             RepoUrl::parse("/mnt/drive/repo").expect("parse"),
             RepoUrl::Local("/mnt/drive/repo".into())
         );
+        assert_eq!(
+            RepoUrl::parse("sftp://val@[2001:db8::1]:2222/srv/repo").expect("parse"),
+            RepoUrl::Sftp {
+                user: "val".into(),
+                host: "2001:db8::1".into(),
+                port: 2222,
+                path: "/srv/repo".into()
+            }
+        );
+        assert!(matches!(
+            RepoUrl::parse("sftp://val@[::1]/r").expect("parse"),
+            RepoUrl::Sftp { port: 22, .. }
+        ));
+        assert!(RepoUrl::parse("sftp://val@[::1/r").is_err());
+        assert!(RepoUrl::parse("sftp://val@[::1]x/r").is_err());
+        assert!(RepoUrl::parse("sftp://val@host:99999/r").is_err());
         assert!(RepoUrl::parse("s3://bucket").is_err());
         assert!(RepoUrl::parse("sftp://host/path").is_err());
     }

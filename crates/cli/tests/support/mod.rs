@@ -32,6 +32,10 @@ pub fn text(out: &Output) -> String {
 /// and restore targets.
 pub struct Env {
     pub dir: tempfile::TempDir,
+    /// Extra environment for every run (e.g. `VTOOL_SSH_*`).
+    pub vars: Vec<(String, String)>,
+    /// A repository elsewhere (an `sftp://` URL) instead of `repo` in the scratch area.
+    pub repo_url: Option<String>,
 }
 
 impl Env {
@@ -39,6 +43,8 @@ impl Env {
     pub fn new() -> Self {
         Env {
             dir: tempfile::tempdir().expect("tempdir"),
+            vars: Vec::new(),
+            repo_url: None,
         }
     }
 
@@ -53,8 +59,11 @@ impl Env {
         self.dir.path().join(rel)
     }
 
+    /// The repository: `repo_url` if set, else `repo` in the scratch area.
     pub fn repo(&self) -> String {
-        self.path("repo").display().to_string()
+        self.repo_url
+            .clone()
+            .unwrap_or_else(|| self.path("repo").display().to_string())
     }
 
     pub fn identity(&self) -> String {
@@ -73,6 +82,7 @@ impl Env {
             .env_remove("VTOOL_REPO")
             .env_remove("VTOOL_BACKUP_KEY")
             .env_remove("VTOOL_IDENTITY")
+            .envs(self.vars.iter().map(|(k, v)| (k, v)))
             .output()
             .expect("run vtool")
     }
@@ -116,12 +126,39 @@ impl Env {
         );
     }
 
-    /// `vtool backup --repo … --backup-key … --json <extra>`.
-    pub fn backup(&self, extra: &[&str]) -> Value {
+    /// `vtool backup --repo … --backup-key … <extra>`, whatever its outcome.
+    pub fn backup_run(&self, extra: &[&str]) -> Output {
         let (repo, bk) = (self.repo(), self.backup_key());
-        let mut args = vec!["backup", "--repo", &repo, "--backup-key", &bk, "--json"];
+        let mut args = vec!["backup", "--repo", &repo, "--backup-key", &bk];
         args.extend_from_slice(extra);
-        self.json(&args)
+        self.run(&args)
+    }
+
+    /// `vtool backup … --json <extra>`, which must succeed; its summary.
+    pub fn backup(&self, extra: &[&str]) -> Value {
+        let mut args = vec!["--json"];
+        args.extend_from_slice(extra);
+        let out = self.backup_run(&args);
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "backup {extra:?}\n{}",
+            text(&out)
+        );
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", text(&out)))
+    }
+
+    /// Restore the latest snapshot into `target`, which must succeed.
+    pub fn restore_latest(&self, target: &Path) {
+        let out = self.with_identity("restore", &["latest", "--target", s(target)]);
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    }
+
+    /// `vtool snapshots --json`.
+    pub fn snapshots(&self) -> Vec<Value> {
+        let repo = self.repo();
+        let v = self.json(&["snapshots", "--repo", &repo, "--json"]);
+        v.as_array().cloned().expect("array")
     }
 
     /// `vtool <command> --repo … --identity … <extra>`.
