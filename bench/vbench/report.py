@@ -40,7 +40,10 @@ def comparison_lines(results: dict, name: str, ph: dict) -> list:
     for _, other, o in _rows(ph):
         if other == T.SUBJECT or o.get("status") != "ok" or not v.get("wall_s"):
             continue
-        parts = [f"{o['wall_s'] / v['wall_s']:.2f}x faster (throughput {v['mb_s']:.1f} vs {o['mb_s']:.1f} MB/s)"]
+        r = o["wall_s"] / v["wall_s"]
+        speed = (f"{r:.2f}x faster" if r >= 1.005 else f"{1 / r:.2f}x slower" if r <= 1 / 1.005
+                 else "as fast")
+        parts = [f"{speed} (throughput {v['mb_s']:.1f} vs {o['mb_s']:.1f} MB/s)"]
         if v.get("peak_rss_mib") and o.get("peak_rss_mib"):
             parts.append(f"peak RSS {v['peak_rss_mib'] / o['peak_rss_mib']:.2f}x")
         if v.get("repo_mib") and o.get("repo_mib"):
@@ -55,7 +58,7 @@ def _need(t: dict) -> str:
 
 def _actual(t: dict) -> str:
     if t["ratio"] is None:
-        return "—"
+        return f"— ({t['why']})" if t.get("why") else "—"
     return f"{t['ratio']:.2f}x" + (f" of {t['versus']}" if t.get("other_phase") else "")
 
 
@@ -91,10 +94,8 @@ def markdown(results: dict) -> str:
         L += phase_table(ph)
         if ph.get("note"):
             L += ["", f"Note: {ph['note']}."]
-        for ref, c in ph.get("references", {}).items():
-            if c.get("version"):
-                L.append(f"- {ref}: {c['version']}")
-        extra = comparison_lines(results, name, ph) + target_lines(results, name)
+        extra = [f"- {ref}: {c['version']}" for ref, c in ph.get("references", {}).items() if c.get("version")]
+        extra += comparison_lines(results, name, ph) + target_lines(results, name)
         if extra:
             L += [""] + extra
     tl = target_lines(results, "*")
@@ -103,7 +104,7 @@ def markdown(results: dict) -> str:
     if results.get("targets"):
         L += ["", "## Targets", "", "| target | vs | need | actual | result |", "|---|---|---:|---:|---|"]
         for t in results["targets"]:
-            r = "—" if t["ratio"] is None else f"{t['ratio']:.2f}x"
+            r = _actual(t) if t["ratio"] is None else f"{t['ratio']:.2f}x"
             L.append(f"| {t['text']} | {t.get('versus', t['other'])} | {_need(t)} | {r} | {_verdict(t['met'])} |")
     if results.get("verification_failures"):
         L += ["", "## VERIFICATION FAILED (restored tree / copied repository not byte-identical)", ""]

@@ -102,7 +102,10 @@ def evaluate(results) -> list:
             continue
         r = ratio(results, t.phase, t.metric, t.other, t.other_phase)
         met = None if r is None else (r <= t.factor if t.op == "<=" else r >= t.factor)
-        out.append({"id": t.id, "phase": t.phase, "text": t.text, "other": t.other,
-                    "other_phase": t.other_phase, "versus": t.versus, "metric": t.metric, "op": t.op,
-                    "required": t.factor, "ratio": None if r is None else round(r, 3), "met": met})
+        row = {"id": t.id, "phase": t.phase, "text": t.text, "other": t.other,
+               "other_phase": t.other_phase, "versus": t.versus, "metric": t.metric, "op": t.op,
+               "required": t.factor, "ratio": None if r is None else round(r, 3), "met": met}
+        if r is None and t.other_phase and t.other_phase not in results["phases"]:
+            row["why"] = f"phase {t.other_phase} not run"
+        out.append(row)
     return out

@@ -254,7 +254,10 @@ fn copy_then_check_and_restore_from_the_copy() {
         .iter()
         .map(|p| p["phase"].as_str().expect("phase"))
         .collect();
-    assert_eq!(phases, ["keys", "config", "packs", "index", "snapshots", "drills"]);
+    assert_eq!(
+        phases,
+        ["keys", "config", "packs", "index", "snapshots", "drills"]
+    );
     let copied = j["total"]["copied_objects"].as_u64().expect("copied");
     assert!(copied >= 7, "{j}");
 

@@ -9,51 +9,30 @@ use std::path::Path;
 use std::process::Command;
 
 use serde_json::Value;
-use support::{s, text, Env};
-
-/// Run a helper program the test needs; it must be installed (`.ci/run` installs them).
-fn sh(program: &str, args: &[&str]) {
-    let out = Command::new(program)
-        .args(args)
-        .output()
-        .unwrap_or_else(|e| panic!("{program} is needed (apt-get install it): {e}"));
-    assert!(out.status.success(), "{program} {args:?}: {}", text(&out));
-}
+use support::{engines, s, text, Env};
 
 /// A node with one database of each engine, written by the engine itself.
 fn engines_node(root: &Path) {
-    let slashing = root.join("validator");
-    fs::create_dir_all(&slashing).expect("mkdir");
-    sh(
-        "sqlite3",
+    engines::sqlite(
+        &root.join("validator/slashing_protection.sqlite"),
+        "CREATE TABLE validators (id INTEGER PRIMARY KEY, public_key BLOB NOT NULL UNIQUE);\
+         CREATE TABLE signed_blocks (validator_id INTEGER, slot INTEGER, signing_root BLOB);\
+         INSERT INTO validators (public_key) VALUES (x'a1'), (x'b2');\
+         WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 5000) \
+         INSERT INTO signed_blocks SELECT 1, i, randomblob(32) FROM n;",
+    );
+    engines::rocksdb(
+        &root.join("beacon/chain_db"),
+        &[("head", "slot-9000"), ("block:1", "aa"), ("block:2", "bb")],
+    );
+    engines::lmdb(
+        &root.join("agave/accounts_index"),
         &[
-            s(&slashing.join("slashing_protection.sqlite")),
-            "CREATE TABLE validators (id INTEGER PRIMARY KEY, public_key BLOB NOT NULL UNIQUE);\
-             CREATE TABLE signed_blocks (validator_id INTEGER, slot INTEGER, signing_root BLOB);\
-             INSERT INTO validators (public_key) VALUES (x'a1'), (x'b2');\
-             WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 5000) \
-             INSERT INTO signed_blocks SELECT 1, i, randomblob(32) FROM n;",
+            ("acct1", "lamports=5"),
+            ("acct2", "lamports=7"),
+            ("acct3", "lamports=9"),
         ],
     );
-    let rocks = root.join("beacon/chain_db");
-    fs::create_dir_all(root.join("beacon")).expect("mkdir");
-    let db = format!("--db={}", s(&rocks));
-    sh(
-        "ldb",
-        &[&db, "--create_if_missing", "put", "head", "slot-9000"],
-    );
-    sh("ldb", &[&db, "batchput", "block:1", "aa", "block:2", "bb"]);
-    sh("ldb", &[&db, "compact"]);
-    let lmdb = root.join("agave/accounts_index");
-    fs::create_dir_all(&lmdb).expect("mkdir");
-    let input = root.join("lmdb-input.txt");
-    fs::write(
-        &input,
-        "acct1\nlamports=5\nacct2\nlamports=7\nacct3\nlamports=9\n",
-    )
-    .expect("write");
-    sh("mdb_load", &["-T", "-f", s(&input), s(&lmdb)]);
-    fs::remove_file(&input).expect("rm");
 }
 
 fn boot_args(env: &Env) -> Vec<String> {

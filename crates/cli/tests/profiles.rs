@@ -1,6 +1,5 @@
 //! Client profiles, live-lock refusal, hooks, --skip-rebuildable and --verify-keys end to end.
 
-use std::fs;
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -9,13 +8,8 @@ use serde_json::Value;
 
 mod support;
 
+use support::engines::{keystore, write};
 use support::{text, Env, VTOOL};
-
-fn write(root: &Path, rel: &str, data: &str) {
-    let p = root.join(rel);
-    fs::create_dir_all(p.parent().expect("parent")).expect("mkdir");
-    fs::write(p, data).expect("write");
-}
 
 /// A "client": python holding a POSIX (fcntl) lock on a file until killed.
 struct Client(Child);
@@ -218,23 +212,11 @@ fn skip_rebuildable_ignores_locks_in_skipped_data() {
 }
 
 fn lighthouse_validator(root: &Path, password: &str, stored_password: &str) -> String {
-    use vtool_validator::{create_keystore, KdfChoice, NewKeystore};
     let pubkey = format!("0x{}", "a1".repeat(48));
-    let ks = create_keystore(
-        &[7u8; 32],
-        password,
-        &NewKeystore {
-            pubkey: &pubkey,
-            path: "m/12381/3600/0/0/0",
-            description: None,
-            kdf: KdfChoice::Pbkdf2 { c: 2 },
-        },
-    )
-    .expect("keystore");
     write(
         root,
         &format!("validators/{pubkey}/voting-keystore.json"),
-        &serde_json::to_string(&ks).expect("json"),
+        &keystore(&pubkey, password),
     );
     write(root, &format!("secrets/{pubkey}"), stored_password);
     write(root, "validators/slashing_protection.sqlite", "sqlite");

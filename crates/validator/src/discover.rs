@@ -70,6 +70,9 @@ pub fn classify(path: &Path) -> Option<FoundKeystore> {
         Layout::Generic
     } else if KEYSTORE_DIRS.contains(&parent) && !name.starts_with("deposit_data") {
         Layout::KeystoreDir
+    } else if is_pubkey_name(name.trim_end_matches(".json")) {
+        // Teku's key-manager: validator/key-manager/local/<pubkey>.json.
+        Layout::KeystoreDir
     } else if name.ends_with("-keystore.json") {
         Layout::Generic
     } else {
@@ -87,6 +90,12 @@ fn pubkey_dir_name(name: &str) -> Option<String> {
     let hex = name.strip_prefix("0x")?;
     (hex.len() == 96 && hex.bytes().all(|b| b.is_ascii_hexdigit()))
         .then(|| format!("0x{}", hex.to_ascii_lowercase()))
+}
+
+/// A public key in hex, with or without `0x`.
+fn is_pubkey_name(name: &str) -> bool {
+    let hex = name.strip_prefix("0x").unwrap_or(name);
+    hex.len() == 96 && hex.bytes().all(|b| b.is_ascii_hexdigit())
 }
 
 /// Finds every keystore under `dir` (recursively, not following symbolic links), sorted by path.
@@ -127,6 +136,7 @@ mod tests {
         let pk = format!("0x{}", "ab".repeat(48));
         let lh = format!("/v/validators/{pk}/voting-keystore.json");
         let nb = format!("/v/validators/{pk}/keystore.json");
+        let tk = format!("/t/validator/key-manager/local/{pk}.json");
         let cases = [
             (lh.as_str(), Some(Layout::Lighthouse)),
             (nb.as_str(), Some(Layout::Nimbus)),
@@ -141,6 +151,7 @@ mod tests {
                 Some(Layout::PrysmAllAccounts),
             ),
             ("/v/keys/deposit_data-1.json", None),
+            (tk.as_str(), Some(Layout::KeystoreDir)),
             ("/v/keystore.json", None),
             ("/v/keys/x.txt", None),
             ("/v/slashing_protection.json", None),

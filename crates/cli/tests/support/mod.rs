@@ -2,6 +2,8 @@
 //! and running `vtool` in it with a clean environment.
 #![allow(dead_code)] // each test file uses its own part
 
+pub mod engines;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
