@@ -1,14 +1,16 @@
 //! The backup engine.
 //!
-//! A bounded pipeline: a reader thread walks the files that changed, cuts them into chunks
-//! and hashes their content; the rayon pool names chunks (keyed BLAKE3), drops duplicates and
-//! compresses the new ones; packer threads encrypt blobs into packs and store them. Memory is
+//! A bounded pipeline: reader threads take the files that changed one at a time, cut them
+//! into chunks and hash their content; the rayon pool names chunks (keyed BLAKE3), drops duplicates and
+//! compresses the new ones; a packer thread encrypts blobs into packs and an uploader thread
+//! stores finished packs (so encryption goes on while a pack is fsynced or sent). Memory is
 //! bounded by the channel capacities, not by the data size. Packs are stored before the
 //! index files that list them, and the snapshot object is written last.
 
 use std::collections::{BTreeMap, HashSet};
 use std::os::unix::fs::MetadataExt;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::Instant;
 
@@ -21,7 +23,7 @@ use crate::cache::{Cache, FilesCache};
 use crate::chunker::{ChunkError, Chunker};
 use crate::index::MasterIndex;
 use crate::keys::BackupKey;
-use crate::pack::{pack_name, PackWriter};
+use crate::pack::{pack_name, FinishedPack, PackWriter};
 use crate::repofile::{
     BlobKind, CachedFile, IndexFile, IndexedPack, Node, NodeKind, Snapshot, SnapshotSummary, Tree,
     FORMAT_VERSION,
@@ -70,11 +72,14 @@ pub struct BackupReport {
     pub new_blobs: u64,
 }
 
-const BATCH_BYTES: usize = 4 << 20;
+const BATCH_BYTES: usize = 2 << 20;
 /// One packer encrypts faster than the rest of the pipeline produces; each more would hold
-/// another pack in memory.
+/// another pack in memory (as does the one finished pack queued for the uploader).
 const PACKERS: usize = 1;
 const PACKS_PER_INDEX: usize = 64;
+/// Reading, whole-file hashing and chunking is serial per file; two readers keep both cores
+/// busy while the other stages wait on each other.
+const READERS: usize = 2;
 
 enum Item {
     Chunk { file: usize, data: Vec<u8> },
@@ -258,7 +263,10 @@ impl Engine<'_> {
     }
 
     fn store_pack(&self, writer: PackWriter) -> Result<()> {
-        let pack = writer.finish()?;
+        self.upload(writer.finish()?)
+    }
+
+    fn upload(&self, pack: FinishedPack) -> Result<()> {
         self.repo.backend().put(&pack_name(&pack.id), &pack.bytes)?;
         *self.stored_bytes.lock().map_err(poisoned)? += pack.bytes.len() as u64;
         self.new_packs.lock().map_err(poisoned)?.push(IndexedPack {
@@ -285,7 +293,16 @@ impl Engine<'_> {
         Ok(())
     }
 
-    fn packer(&self, rx: Receiver<NewBlob>) -> Result<()> {
+    /// Store finished packs, so the packer encrypts the next one while this one is written
+    /// (and fsynced, or sent over the network).
+    fn uploader(&self, rx: Receiver<FinishedPack>) -> Result<()> {
+        for pack in rx {
+            self.upload(pack)?;
+        }
+        Ok(())
+    }
+
+    fn packer(&self, rx: Receiver<NewBlob>, done: Sender<FinishedPack>) -> Result<()> {
         let recipients = &self.key.recipients;
         let pack_size = self.repo.config().pack_size;
         let mut writer = PackWriter::new(recipients, pack_size as usize + (1 << 20))?;
@@ -296,11 +313,14 @@ impl Engine<'_> {
                     &mut writer,
                     PackWriter::new(recipients, pack_size as usize + (1 << 20))?,
                 );
-                self.store_pack(full)?;
+                // A closed channel means the uploader failed; its error is joined later.
+                if done.send(full.finish()?).is_err() {
+                    return Ok(());
+                }
             }
         }
         if !writer.is_empty() {
-            self.store_pack(writer)?;
+            let _ = done.send(writer.finish()?);
         }
         Ok(())
     }
@@ -341,19 +361,27 @@ impl Engine<'_> {
             .collect();
         let params = self.repo.config().chunker;
         let level = self.repo.config().zstd_level;
-        let (batch_tx, batch_rx) = bounded::<Vec<Item>>(1);
+        let (batch_tx, batch_rx) = bounded::<Vec<Item>>(READERS);
         let (blob_tx, blob_rx) = bounded::<NewBlob>(4);
         let mut stats = ReadStats { files: 0, bytes: 0 };
 
+        let next = AtomicUsize::new(0);
         std::thread::scope(|s| -> Result<()> {
-            s.spawn(move || read_files(&jobs, params, batch_tx));
-            let packers: Vec<_> = (0..PACKERS)
+            for _ in 0..READERS {
+                let (jobs, next, tx) = (&jobs, &next, batch_tx.clone());
+                s.spawn(move || read_files(jobs, next, params, tx));
+            }
+            drop(batch_tx);
+            let (pack_tx, pack_rx) = bounded::<FinishedPack>(1);
+            let mut workers: Vec<_> = (0..PACKERS)
                 .map(|_| {
-                    let rx = blob_rx.clone();
-                    s.spawn(move || self.packer(rx))
+                    let (rx, tx) = (blob_rx.clone(), pack_tx.clone());
+                    s.spawn(move || self.packer(rx, tx))
                 })
                 .collect();
+            workers.push(s.spawn(move || self.uploader(pack_rx)));
             drop(blob_rx);
+            drop(pack_tx);
 
             let mut outcome = Ok(());
             'batches: for batch in batch_rx.iter() {
@@ -423,7 +451,7 @@ impl Engine<'_> {
             // Dropping the receiver stops the reader; closing the blob channel flushes packers.
             drop(batch_rx);
             drop(blob_tx);
-            for p in packers {
+            for p in workers {
                 match p.join() {
                     Ok(Err(e)) => outcome = outcome.and(Err(e)),
                     Err(_) => outcome = outcome.and(Err(poisoned(()))),
@@ -509,12 +537,18 @@ enum Processed {
     Event(FileEvent),
 }
 
-/// The reader thread: read and chunk every job's file, in order, into bounded batches.
-fn read_files(jobs: &[ReadJob], params: crate::repofile::ChunkerParams, tx: Sender<Vec<Item>>) {
+/// A reader thread: take the next job's file, read and chunk it into bounded batches, until
+/// none is left. A file is read by one reader, so its chunks arrive in order.
+fn read_files(
+    jobs: &[ReadJob],
+    next: &AtomicUsize,
+    params: crate::repofile::ChunkerParams,
+    tx: Sender<Vec<Item>>,
+) {
     let mut chunker = Chunker::new(params);
     let mut batch = Vec::new();
     let mut batch_bytes = 0;
-    for job in jobs {
+    while let Some(job) = jobs.get(next.fetch_add(1, Ordering::Relaxed)) {
         let item = match read_one(&mut chunker, job, &mut batch, &mut batch_bytes, &tx) {
             Ok(Some(item)) => item,
             Ok(None) => return, // the consumer stopped
