@@ -271,39 +271,50 @@ fn write_contents(
     }
     let found = Mutex::new(damaged);
     let packs: Vec<_> = by_pack.into_iter().collect();
-    packs
-        .par_iter()
-        .try_for_each(|(pack, blobs)| -> Result<()> {
-            let note = |targets: &Targets, message: String| -> Result<()> {
-                let mut d = found.lock().map_err(|_| Error::Corrupt("lock".into()))?;
-                for (i, _) in targets {
-                    d.entry(*i).or_insert_with(|| message.clone());
+    // Fetching a pack blocks on the disk or network; more packs in flight than cores keep
+    // the cores busy meanwhile.
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(rayon::current_num_threads() + 1)
+        .build()
+        .map_err(|e| Error::Corrupt(format!("cannot start restore threads: {e}")))?;
+    pool.install(|| {
+        packs
+            .par_iter()
+            .try_for_each(|(pack, blobs)| -> Result<()> {
+                let note = |targets: &Targets, message: String| -> Result<()> {
+                    let mut d = found.lock().map_err(|_| Error::Corrupt("lock".into()))?;
+                    for (i, _) in targets {
+                        d.entry(*i).or_insert_with(|| message.clone());
+                    }
+                    Ok(())
+                };
+                let mut wanted: Vec<&(BlobLocation, Targets)> = blobs.values().collect();
+                wanted.sort_by_key(|(loc, _)| loc.blob.offset);
+                let locs: Vec<&BlobLocation> = wanted.iter().map(|(loc, _)| loc).collect();
+                let streamed = reader.for_each_blob(pack, &locs, |i, blob| {
+                    let targets = &wanted[i].1;
+                    match blob {
+                        Ok(data) => {
+                            for &(file, offset) in targets {
+                                write_at(&files[file].dest, offset, &data)?;
+                            }
+                            progress.wrote(data.len() as u64 * targets.len() as u64);
+                            Ok(())
+                        }
+                        Err(e) => note(targets, e.to_string()),
+                    }
+                });
+                match streamed {
+                    Err(e) if e.is_data_problem() || matches!(e, Error::WrongKey(_)) => {
+                        for (_, targets) in blobs.values() {
+                            note(targets, format!("pack {}: {e}", pack.short()))?;
+                        }
+                    }
+                    other => other?,
                 }
                 Ok(())
-            };
-            let plain = match reader.pack_plaintext(pack) {
-                Ok(p) => p,
-                Err(e) if e.is_data_problem() || matches!(e, Error::WrongKey(_)) => {
-                    for (_, targets) in blobs.values() {
-                        note(targets, format!("pack {}: {e}", pack.short()))?;
-                    }
-                    return Ok(());
-                }
-                Err(e) => return Err(e),
-            };
-            for (loc, targets) in blobs.values() {
-                match reader.open_blob(&plain, loc) {
-                    Ok(data) => {
-                        for &(i, offset) in targets {
-                            write_at(&files[i].dest, offset, &data)?;
-                        }
-                        progress.wrote(data.len() as u64 * targets.len() as u64);
-                    }
-                    Err(e) => note(targets, e.to_string())?,
-                }
-            }
-            Ok(())
-        })?;
+            })
+    })?;
     let mut out: Vec<_> = found
         .into_inner()
         .map_err(|_| Error::Corrupt("lock".into()))?
