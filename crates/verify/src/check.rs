@@ -971,7 +971,13 @@ impl Checker {
         );
         let backend = self.backend.as_ref();
         let indexed = &self.indexed;
-        let results = selected
+        // Fetching a pack blocks on the disk or network; one more pack in flight than cores
+        // keeps the cores busy meanwhile.
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(rayon::current_num_threads() + 1)
+            .build()
+            .map_err(|e| CheckError::Internal(format!("cannot start check threads: {e}")))?;
+        let results = pool.install(|| selected
             .par_iter()
             .map(|(id, _)| -> Result<PackOutcome, CheckError> {
                 let name = pack_name(id);
@@ -1000,7 +1006,7 @@ impl Checker {
                 progress.advance(stored.len() as u64);
                 Ok(out)
             })
-            .collect::<Result<Vec<_>, _>>()?;
+            .collect::<Result<Vec<_>, _>>())?;
         for ((id, _), out) in selected.iter().zip(results) {
             if out.hashed {
                 self.report.counts.packs_hashed += 1;
