@@ -284,3 +284,26 @@ fn live_precopy_marks_first_pass_inconsistent() {
     assert!(real["labels"].get("consistency").is_none());
     drop(client);
 }
+
+#[test]
+fn failed_second_pass_never_makes_the_precopy_latest() {
+    let env = Env::with_repo();
+    let data = env.path("data");
+    write(&data, "db/000001.ldb", &"y".repeat(100_000));
+    let d = data.display().to_string();
+    let out = env.backup_run(&["--live-precopy", "--pre", "exit 7", &d]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    let snaps = env.snapshots();
+    assert_eq!(snaps.len(), 1, "the precopy pass is kept");
+    assert_eq!(snaps[0]["labels"]["incomplete"], "true");
+
+    // `latest` does not restore the inconsistent first pass; its id still does.
+    let target = env.path("restored");
+    let t = target.display().to_string();
+    let out = env.with_identity("restore", &["latest", "--target", &t]);
+    assert_ne!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(!target.join("data").exists());
+    let id = snaps[0]["id"].as_str().expect("id");
+    let out = env.with_identity("restore", &[id, "--target", &t]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+}

@@ -166,6 +166,18 @@ pub struct Snapshot {
     pub mac: String,
 }
 
+/// Label marking a snapshot that is not a consistent backup (value `"true"`).
+pub const INCOMPLETE_LABEL: &str = "incomplete";
+
+impl Snapshot {
+    /// Labelled [`INCOMPLETE_LABEL`]: kept, listed, but never picked as `latest`.
+    pub fn is_incomplete(&self) -> bool {
+        self.labels
+            .get(INCOMPLETE_LABEL)
+            .is_some_and(|v| v == "true")
+    }
+}
+
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 pub struct SnapshotSummary {
     pub files: u64,

@@ -166,6 +166,9 @@ impl Repository {
     pub fn find_snapshot(&self, spec: &str) -> Result<(Id, Snapshot)> {
         let mut all = self.snapshots()?;
         if spec == "latest" {
+            // An incomplete snapshot (a first pass taken while the data was changing) is
+            // never what "latest" should restore; it is still reachable by its id.
+            all.retain(|(_, s)| !s.is_incomplete());
             return all
                 .pop()
                 .ok_or_else(|| Error::SnapshotNotFound(spec.into()));

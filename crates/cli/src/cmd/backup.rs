@@ -435,6 +435,11 @@ fn run_inner(a: &Args) -> anyhow::Result<Outcome> {
         pre_opts
             .labels
             .insert("consistency".into(), "precopy-incomplete".into());
+        // If the second pass fails, `latest` must not become this snapshot.
+        pre_opts.labels.insert(
+            vtool_snapshot::repofile::INCOMPLETE_LABEL.into(),
+            "true".into(),
+        );
         let progress = Progress {
             bar: output::bytes_bar("precopy"),
             json: a.json,
