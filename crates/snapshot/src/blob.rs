@@ -1,5 +1,6 @@
 //! Turning chunks into stored blobs: zstd when it pays, raw when it does not.
 
+use std::borrow::Cow;
 use std::cell::RefCell;
 
 use crate::{Error, Result};
@@ -62,7 +63,7 @@ pub fn encode(raw: Vec<u8>, level: i32) -> EncodedBlob {
 }
 
 /// Recover a chunk's plaintext from its stored form.
-pub fn decode(stored: &[u8], raw_length: u32, compressed: bool) -> Result<Vec<u8>> {
+pub fn decode(stored: &[u8], raw_length: u32, compressed: bool) -> Result<Cow<'_, [u8]>> {
     if !compressed {
         if stored.len() != raw_length as usize {
             return Err(Error::Corrupt(format!(
@@ -70,7 +71,8 @@ pub fn decode(stored: &[u8], raw_length: u32, compressed: bool) -> Result<Vec<u8
                 stored.len()
             )));
         }
-        return Ok(stored.to_vec());
+        // Most chain data does not compress: no copy for it.
+        return Ok(Cow::Borrowed(stored));
     }
     let out = zstd::bulk::decompress(stored, raw_length as usize)
         .map_err(|e| Error::Corrupt(format!("blob does not decompress: {e}")))?;
@@ -79,7 +81,7 @@ pub fn decode(stored: &[u8], raw_length: u32, compressed: bool) -> Result<Vec<u8
             "blob decompresses to the wrong length".into(),
         ));
     }
-    Ok(out)
+    Ok(Cow::Owned(out))
 }
 
 #[cfg(test)]

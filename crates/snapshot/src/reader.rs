@@ -1,5 +1,6 @@
 //! Reading blobs back with the restore identity, checking each against its id.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::io::Read;
 use std::sync::{Arc, Mutex};
@@ -37,7 +38,9 @@ impl<'a> BlobReader<'a> {
 
     /// Decode one blob from a decrypted pack and check it against its id.
     pub fn open_blob(&self, plain: &[u8], loc: &BlobLocation) -> Result<Vec<u8>> {
-        self.decode_blob(blob_slice(plain, &loc.blob)?, loc)
+        Ok(self
+            .decode_blob(blob_slice(plain, &loc.blob)?, loc)?
+            .into_owned())
     }
 
     /// Decrypt a pack front to back and hand `f` each blob of `wanted` (sorted by offset),
@@ -49,13 +52,14 @@ impl<'a> BlobReader<'a> {
         &self,
         pack: &Id,
         wanted: &[&BlobLocation],
-        mut f: impl FnMut(usize, Result<Vec<u8>>) -> Result<()>,
+        mut f: impl FnMut(usize, Result<&[u8]>) -> Result<()>,
     ) -> Result<()> {
         let stored = self.repo.backend().get(&pack_name(pack))?;
         let what = format!("pack {}", pack.short());
         let mut stream = crypto::stream_reader(&self.key.identity, &stored[..], &what)?;
         let mut pos = 0u64;
         let mut broken: Option<String> = None;
+        let mut buf = Vec::new();
         for (i, loc) in wanted.iter().enumerate() {
             let b = &loc.blob;
             let end = b.offset.checked_add(u64::from(b.length));
@@ -74,20 +78,27 @@ impl<'a> BlobReader<'a> {
                 f(i, Err(Error::Corrupt(why.clone())))?;
                 continue;
             }
-            let mut buf = vec![0u8; b.length as usize];
             let skip = b.offset - pos;
-            let read =
-                std::io::copy(&mut (&mut stream).take(skip), &mut std::io::sink()).and_then(|n| {
-                    if n == skip {
-                        stream.read_exact(&mut buf)
+            let len = u64::from(b.length);
+            buf.clear();
+            // read_to_end fills spare capacity without zeroing it first.
+            let read = std::io::copy(&mut (&mut stream).take(skip), &mut std::io::sink()).and_then(
+                |skipped| {
+                    let n = (&mut stream).take(len).read_to_end(&mut buf)?;
+                    if skipped == skip && n as u64 == len {
+                        Ok(())
                     } else {
                         Err(std::io::ErrorKind::UnexpectedEof.into())
                     }
-                });
+                },
+            );
             match read {
                 Ok(()) => {
                     pos = b.offset + u64::from(b.length);
-                    f(i, self.decode_blob(&buf, loc))?;
+                    match self.decode_blob(&buf, loc) {
+                        Ok(data) => f(i, Ok(&data))?,
+                        Err(e) => f(i, Err(e))?,
+                    }
                 }
                 Err(e) => {
                     let why = format!("{what} is damaged: {e}");
@@ -99,7 +110,7 @@ impl<'a> BlobReader<'a> {
         Ok(())
     }
 
-    fn decode_blob(&self, stored: &[u8], loc: &BlobLocation) -> Result<Vec<u8>> {
+    fn decode_blob<'b>(&self, stored: &'b [u8], loc: &BlobLocation) -> Result<Cow<'b, [u8]>> {
         let data = blob::decode(stored, loc.blob.raw_length, loc.blob.compressed)?;
         if self.key.chunk_key.blob_id(&data) != loc.blob.id {
             return Err(Error::Corrupt(format!(

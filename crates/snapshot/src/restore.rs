@@ -296,7 +296,7 @@ fn write_contents(
                     match blob {
                         Ok(data) => {
                             for &(file, offset) in targets {
-                                write_at(&files[file].dest, offset, &data)?;
+                                write_at(&files[file].dest, offset, data)?;
                             }
                             progress.wrote(data.len() as u64 * targets.len() as u64);
                             Ok(())
