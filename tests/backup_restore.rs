@@ -417,3 +417,60 @@ fn assert_same_tree_notices_each_kind_of_difference() {
         assert!(caught, "a difference in {what} went unnoticed");
     }
 }
+
+#[test]
+fn appended_files_resume_and_an_edited_prefix_is_never_trusted() {
+    use std::io::Write;
+    let t = TestRepo::new();
+    let work = tempfile::tempdir().expect("tempdir");
+    let src = work.path().join("node");
+    let freezer = src.join("ancient/bodies.cdat");
+    fs::create_dir_all(freezer.parent().expect("parent")).expect("mkdir");
+    let mut rng = Rng::new(7);
+    fs::write(&freezer, rng.bytes(12 << 20)).expect("write");
+    t.backup(&[&src], true);
+
+    let append = |len: usize, rng: &mut Rng| {
+        let mut f = fs::OpenOptions::new()
+            .append(true)
+            .open(&freezer)
+            .expect("open for append");
+        f.write_all(&rng.bytes(len)).expect("append");
+    };
+    let check = |label: &str| {
+        // Whatever path the cache took, the snapshot is what a cold backup makes of the file.
+        let cached = t.backup(&[&src], true);
+        let cold = t.backup(&[&src], false);
+        assert_eq!(
+            cached.snapshot.fingerprint, cold.snapshot.fingerprint,
+            "{label}: the files cache changed the snapshot"
+        );
+        let out = work.path().join(label);
+        t.restore(&cached.snapshot_id.to_hex(), &out)
+            .expect("restore");
+        assert_same_tree(&src, &out.join("node"));
+        cached
+    };
+
+    // Appended in place (same inode): the old chunks but the last are reused.
+    append(300 << 10, &mut rng);
+    let appended = check("appended");
+    assert!(
+        appended.snapshot.summary.bytes_added_stored < 9 << 20,
+        "stored {} bytes for a 300 KiB append",
+        appended.snapshot.summary.bytes_added_stored
+    );
+
+    // Edited in the middle and appended to: the prefix no longer matches, so it is cut anew.
+    let mut f = fs::OpenOptions::new()
+        .write(true)
+        .open(&freezer)
+        .expect("open");
+    use std::os::unix::fs::FileExt;
+    f.write_all_at(b"rewritten in place", 5 << 20)
+        .expect("edit");
+    f.flush().expect("flush");
+    drop(f);
+    append(100 << 10, &mut rng);
+    check("edited");
+}

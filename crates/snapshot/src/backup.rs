@@ -8,6 +8,7 @@
 //! index files that list them, and the snapshot object is written last.
 
 use std::collections::{BTreeMap, HashSet};
+use std::io::{Seek, SeekFrom};
 use std::os::unix::fs::MetadataExt;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -82,7 +83,16 @@ const PACKS_PER_INDEX: usize = 64;
 const READERS: usize = 2;
 
 enum Item {
-    Chunk { file: usize, data: Vec<u8> },
+    Chunk {
+        file: usize,
+        data: Vec<u8>,
+    },
+    /// Chunks of an appended file's unchanged prefix, already in the repository.
+    Known {
+        file: usize,
+        ids: Vec<Id>,
+        bytes: u64,
+    },
     Event(FileEvent),
 }
 
@@ -92,6 +102,44 @@ struct ReadJob {
     /// Size, mtime and ctime seen by the scan; any difference after reading means the
     /// file changed under us.
     stamp: (u64, i64, i64),
+    resume: Option<Resume>,
+}
+
+/// A file that grew in place since the last backup (same inode). Chain data is mostly
+/// appended to (freezer, static files), so if the old content is still its prefix only the
+/// old last chunk onwards is cut and named again: the prefix is only hashed, to prove it
+/// unchanged (FastCDC cuts depend only on the bytes since the previous cut, so the old cuts
+/// stand; the last one was made by the end of the file).
+struct Resume {
+    old_size: u64,
+    old_content: Id,
+    /// Old chunks but the last, reused as they are.
+    kept: Vec<Id>,
+    /// Where the old last chunk started.
+    last_start: u64,
+}
+
+impl Resume {
+    fn for_file(e: &Entry, c: &CachedFile, index: &MasterIndex) -> Option<Resume> {
+        if c.ino != e.ino || c.size >= e.size || c.chunks.len() < 2 {
+            return None;
+        }
+        let mut lengths = Vec::with_capacity(c.chunks.len());
+        for id in &c.chunks {
+            lengths.push(u64::from(index.get(id)?.blob.raw_length));
+        }
+        let last_start = c.size.checked_sub(*lengths.last()?)?;
+        // A cache row whose chunks do not add up is not trusted.
+        if lengths[..lengths.len() - 1].iter().sum::<u64>() != last_start {
+            return None;
+        }
+        Some(Resume {
+            old_size: c.size,
+            old_content: c.content,
+            kept: c.chunks[..c.chunks.len() - 1].to_vec(),
+            last_start,
+        })
+    }
 }
 
 /// The end of reading one file.
@@ -151,10 +199,11 @@ pub fn backup(
                 e.cacheable = true;
                 files_unchanged += 1;
             }
-            _ => to_read.push(i),
+            Some(c) => to_read.push((i, Resume::for_file(e, c, &index))),
+            None => to_read.push((i, None)),
         }
     }
-    let bytes_to_read: u64 = to_read.iter().map(|&i| scan.entries[i].size).sum();
+    let bytes_to_read: u64 = to_read.iter().map(|(i, _)| scan.entries[*i].size).sum();
     progress.scanned(to_read.len() as u64, bytes_to_read);
 
     let engine = Engine {
@@ -165,7 +214,7 @@ pub fn backup(
         new_packs: Mutex::new(Vec::new()),
         stored_bytes: Mutex::new(0),
     };
-    let read = engine.store_contents(&mut scan, &to_read, progress, &mut warnings)?;
+    let read = engine.store_contents(&mut scan, to_read, progress, &mut warnings)?;
     let (root_tree, fingerprint, tree_stats) = engine.store_trees(&scan)?;
     engine.write_index(true)?;
 
@@ -337,6 +386,7 @@ impl Engine<'_> {
                 };
                 Processed::Chunk { file, id, len, new }
             }
+            Item::Known { file, ids, bytes } => Processed::Known { file, ids, bytes },
             Item::Event(event) => Processed::Event(event),
         })
     }
@@ -344,18 +394,19 @@ impl Engine<'_> {
     fn store_contents(
         &self,
         scan: &mut Scan,
-        to_read: &[usize],
+        to_read: Vec<(usize, Option<Resume>)>,
         progress: &dyn BackupProgress,
         warnings: &mut Vec<Warning>,
     ) -> Result<ReadStats> {
         let jobs: Vec<ReadJob> = to_read
-            .iter()
-            .map(|&i| {
+            .into_iter()
+            .map(|(i, resume)| {
                 let e = &scan.entries[i];
                 ReadJob {
                     file: i,
                     path: e.path.clone(),
                     stamp: (e.size, e.mtime_ns, e.ctime_ns),
+                    resume,
                 }
             })
             .collect();
@@ -407,6 +458,10 @@ impl Engine<'_> {
                                     break 'batches;
                                 }
                             }
+                        }
+                        Processed::Known { file, ids, bytes } => {
+                            scan.entries[file].chunks.extend(ids);
+                            progress.read(bytes);
                         }
                         Processed::Event(FileEvent::Done {
                             file,
@@ -534,6 +589,11 @@ enum Processed {
         len: u64,
         new: Option<EncodedBlob>,
     },
+    Known {
+        file: usize,
+        ids: Vec<Id>,
+        bytes: u64,
+    },
     Event(FileEvent),
 }
 
@@ -578,8 +638,23 @@ fn read_one(
     batch_bytes: &mut usize,
     tx: &Sender<Vec<Item>>,
 ) -> std::result::Result<Option<FileEvent>, String> {
-    let file = std::fs::File::open(&job.path).map_err(|e| e.to_string())?;
-    let result = chunker.chunk(&file, |data| {
+    let mut file = std::fs::File::open(&job.path).map_err(|e| e.to_string())?;
+    let resumed = match &job.resume {
+        Some(r) => resume(chunker, &mut file, r).map_err(|e| format!("read failed: {e}"))?,
+        None => None,
+    };
+    let (hasher, skipped) = match (resumed, &job.resume) {
+        (Some(hasher), Some(r)) => {
+            batch.push(Item::Known {
+                file: job.file,
+                ids: r.kept.clone(),
+                bytes: r.last_start,
+            });
+            (hasher, r.last_start)
+        }
+        _ => (blake3::Hasher::new(), 0),
+    };
+    let result = chunker.chunk_from(hasher, &file, |data| {
         batch.push(Item::Chunk {
             file: job.file,
             data: data.to_vec(),
@@ -599,6 +674,7 @@ fn read_one(
         }
         Err(ChunkError::Emit(())) => return Ok(None),
     };
+    let size = skipped + size;
     let after = file.metadata().map_err(|e| e.to_string())?;
     let now = (after.len(), mtime_ns(&after), ctime_ns(&after));
     Ok(Some(FileEvent::Done {
@@ -607,6 +683,26 @@ fn read_one(
         content: hash.into(),
         changed: now != job.stamp || size != job.stamp.0,
     }))
+}
+
+/// Hash the unchanged prefix of an appended file. Returns the hasher positioned (with the
+/// file) at the old last chunk when the old content is intact, or `None` with the file
+/// rewound to its start when it is not.
+fn resume(
+    chunker: &mut Chunker,
+    file: &mut std::fs::File,
+    r: &Resume,
+) -> std::io::Result<Option<blake3::Hasher>> {
+    let mut hasher = blake3::Hasher::new();
+    let mut intact = chunker.hash_only(&mut hasher, file, r.last_start)?;
+    let at_last_start = hasher.clone();
+    if intact {
+        intact = chunker.hash_only(&mut hasher, file, r.old_size - r.last_start)?
+            && Id::from(hasher.finalize()) == r.old_content;
+    }
+    let start = if intact { r.last_start } else { 0 };
+    file.seek(SeekFrom::Start(start))?;
+    Ok(intact.then_some(at_last_start))
 }
 
 pub(crate) fn mtime_ns(m: &std::fs::Metadata) -> i64 {

@@ -37,17 +37,53 @@ impl Chunker {
         reader: R,
         emit: impl FnMut(&[u8]) -> Result<(), E>,
     ) -> Result<(u64, blake3::Hash), ChunkError<E>> {
-        chunk_into(&mut self.buf, self.params, reader, emit)
+        self.chunk_from(blake3::Hasher::new(), reader, emit)
+    }
+
+    /// Like [`Chunker::chunk`], for a reader positioned after content already fed to
+    /// `hasher` (an appended file resumed at its last old chunk). Returns the bytes read
+    /// here and the hash of everything.
+    pub fn chunk_from<R: Read, E>(
+        &mut self,
+        hasher: blake3::Hasher,
+        reader: R,
+        emit: impl FnMut(&[u8]) -> Result<(), E>,
+    ) -> Result<(u64, blake3::Hash), ChunkError<E>> {
+        chunk_into(&mut self.buf, self.params, hasher, reader, emit)
+    }
+
+    /// Feed the next `len` bytes of `reader` to `hasher` without cutting them; returns
+    /// false if the reader ended first.
+    pub fn hash_only<R: Read>(
+        &mut self,
+        hasher: &mut blake3::Hasher,
+        reader: &mut R,
+        mut len: u64,
+    ) -> std::io::Result<bool> {
+        while len > 0 {
+            let want = usize::try_from(len)
+                .unwrap_or(usize::MAX)
+                .min(self.buf.len());
+            let n = match reader.read(&mut self.buf[..want]) {
+                Ok(0) => return Ok(false),
+                Ok(n) => n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            };
+            hasher.update_rayon(&self.buf[..n]);
+            len -= n as u64;
+        }
+        Ok(true)
     }
 }
 
 fn chunk_into<R: Read, E>(
     buf: &mut [u8],
     params: ChunkerParams,
+    mut hasher: blake3::Hasher,
     mut reader: R,
     mut emit: impl FnMut(&[u8]) -> Result<(), E>,
 ) -> Result<(u64, blake3::Hash), ChunkError<E>> {
-    let mut hasher = blake3::Hasher::new();
     let mut filled = 0;
     let mut total = 0u64;
     loop {
