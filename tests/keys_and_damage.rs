@@ -22,7 +22,7 @@ use vtool_snapshot::{
     backup, blob, crypto, merkle, restore, tree, BackupOptions, Error, Id, NoProgress, Repository,
     RestoreOptions,
 };
-use vtool_transfer::{Backend, BackendError, LocalBackend, ObjectInfo};
+use vtool_transfer::{Backend, BackendError, Hooked, LocalBackend};
 
 fn restore_opts(target: &Path) -> RestoreOptions {
     RestoreOptions {
@@ -510,46 +510,24 @@ fn not_a_repository_is_reported() {
 
 /// A local backend that runs out of space: puts fail with `NoSpace` once `budget` bytes
 /// were written, and puts of objects under `refuse` always fail.
-struct FullDisk {
+fn full_disk(
     inner: LocalBackend,
-    budget: AtomicU64,
+    budget: u64,
     refuse: Option<&'static str>,
-}
-
-impl Backend for FullDisk {
-    fn location(&self) -> String {
-        self.inner.location()
-    }
-    fn put(&self, name: &str, data: &[u8]) -> Result<(), BackendError> {
-        if self.refuse.is_some_and(|p| name.starts_with(p)) {
+) -> Hooked<Box<LocalBackend>> {
+    let budget = AtomicU64::new(budget);
+    Hooked::new(Box::new(inner)).before_put(move |name, data| {
+        if refuse.is_some_and(|p| name.starts_with(p)) {
             return Err(BackendError::NoSpace(name.into()));
         }
         let len = data.len() as u64;
-        self.budget
+        budget
             .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |left| {
                 left.checked_sub(len)
             })
-            .map_err(|_| BackendError::NoSpace(name.into()))?;
-        self.inner.put(name, data)
-    }
-    fn get(&self, name: &str) -> Result<Vec<u8>, BackendError> {
-        self.inner.get(name)
-    }
-    fn get_range(&self, name: &str, offset: u64, len: u64) -> Result<Vec<u8>, BackendError> {
-        self.inner.get_range(name, offset, len)
-    }
-    fn stat(&self, name: &str) -> Result<Option<u64>, BackendError> {
-        self.inner.stat(name)
-    }
-    fn list(&self, dir: &str) -> Result<Vec<ObjectInfo>, BackendError> {
-        self.inner.list(dir)
-    }
-    fn delete(&self, name: &str) -> Result<(), BackendError> {
-        self.inner.delete(name)
-    }
-    fn rename(&self, from: &str, to: &str) -> Result<(), BackendError> {
-        self.inner.rename(from, to)
-    }
+            .map(|_| ())
+            .map_err(|_| BackendError::NoSpace(name.into()))
+    })
 }
 
 #[test]
@@ -577,12 +555,8 @@ fn full_disk_fails_cleanly_and_the_repository_stays_usable() {
         ("snapshot cannot be written", u64::MAX, Some("snapshots/")),
     ];
     for (what, budget, refuse) in cases {
-        let full = Repository::open(Box::new(FullDisk {
-            inner: t.local(),
-            budget: AtomicU64::new(budget),
-            refuse,
-        }))
-        .expect("open through the full disk");
+        let full = Repository::open(Box::new(full_disk(t.local(), budget, refuse)))
+            .expect("open through the full disk");
         let opts = BackupOptions {
             paths: vec![src.clone()],
             cache_base: Some(t.cache()),

@@ -295,44 +295,7 @@ mod tests {
     use std::sync::atomic::{AtomicUsize, Ordering};
 
     use super::*;
-    use crate::LocalBackend;
-
-    /// Fails every put after the first `allow` ones, like a link that drops mid-copy.
-    struct Interrupted<'a> {
-        inner: &'a dyn Backend,
-        allow: usize,
-        puts: AtomicUsize,
-    }
-
-    impl Backend for Interrupted<'_> {
-        fn location(&self) -> String {
-            self.inner.location()
-        }
-        fn put(&self, name: &str, data: &[u8]) -> Result<(), BackendError> {
-            if self.puts.fetch_add(1, Ordering::SeqCst) >= self.allow {
-                return Err(BackendError::Other("link down".into()));
-            }
-            self.inner.put(name, data)
-        }
-        fn get(&self, name: &str) -> Result<Vec<u8>, BackendError> {
-            self.inner.get(name)
-        }
-        fn get_range(&self, name: &str, o: u64, l: u64) -> Result<Vec<u8>, BackendError> {
-            self.inner.get_range(name, o, l)
-        }
-        fn stat(&self, name: &str) -> Result<Option<u64>, BackendError> {
-            self.inner.stat(name)
-        }
-        fn list(&self, dir: &str) -> Result<Vec<ObjectInfo>, BackendError> {
-            self.inner.list(dir)
-        }
-        fn delete(&self, name: &str) -> Result<(), BackendError> {
-            self.inner.delete(name)
-        }
-        fn rename(&self, from: &str, to: &str) -> Result<(), BackendError> {
-            self.inner.rename(from, to)
-        }
-    }
+    use crate::{Hooked, LocalBackend};
 
     fn pack_name(data: &[u8]) -> String {
         let h = blake3::hash(data).to_hex().to_string();
@@ -369,11 +332,14 @@ mod tests {
         let dst = LocalBackend::create(b.path()).expect("dst");
         let bytes = fill(&src);
 
-        let flaky = Interrupted {
-            inner: &dst,
-            allow: 7,
-            puts: AtomicUsize::new(0),
-        };
+        // Every put after the first 7 fails, like a link that drops mid-copy.
+        let puts = AtomicUsize::new(0);
+        let flaky = Hooked::new(&dst as &dyn Backend).before_put(move |_, _| {
+            if puts.fetch_add(1, Ordering::SeqCst) >= 7 {
+                return Err(BackendError::Other("link down".into()));
+            }
+            Ok(())
+        });
         let opts = CopyOptions { parallel: 3 };
         let err = copy_objects(&src, &flaky, &phases(), &opts, &|_| {}).expect_err("interrupted");
         assert!(err.to_string().contains("link down"), "{err}");

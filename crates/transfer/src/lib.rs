@@ -24,6 +24,7 @@
 pub mod conformance;
 pub mod copy;
 mod error;
+mod hooked;
 mod local;
 mod name;
 pub mod sftp;
@@ -33,6 +34,7 @@ pub use copy::{
     copy_objects, CopyError, CopyOptions, CopyPhase, CopyProgress, CopyReport, CopyStats,
 };
 pub use error::BackendError;
+pub use hooked::Hooked;
 pub use local::LocalBackend;
 pub use name::validate_name;
 pub use sftp::{SftpBackend, SftpConfig};

@@ -11,7 +11,7 @@ use vtool_snapshot::Repository;
 use vtool_transfer::url::RepoUrl;
 use vtool_transfer::{
     copy_objects, Backend, BackendError, CopyError, CopyOptions, CopyPhase, CopyProgress,
-    CopyStats, ObjectInfo,
+    CopyStats, Hooked,
 };
 
 use crate::{output, Outcome};
@@ -86,43 +86,6 @@ struct Summary {
     snapshots: Option<Vec<String>>,
     phases: Vec<PhaseRow>,
     total: PhaseRow,
-}
-
-/// The source, listing only the chosen snapshot objects.
-struct OnlySnapshots<'a> {
-    inner: &'a dyn Backend,
-    names: HashSet<String>,
-}
-
-impl Backend for OnlySnapshots<'_> {
-    fn location(&self) -> String {
-        self.inner.location()
-    }
-    fn put(&self, name: &str, data: &[u8]) -> Result<(), BackendError> {
-        self.inner.put(name, data)
-    }
-    fn get(&self, name: &str) -> Result<Vec<u8>, BackendError> {
-        self.inner.get(name)
-    }
-    fn get_range(&self, name: &str, offset: u64, len: u64) -> Result<Vec<u8>, BackendError> {
-        self.inner.get_range(name, offset, len)
-    }
-    fn stat(&self, name: &str) -> Result<Option<u64>, BackendError> {
-        self.inner.stat(name)
-    }
-    fn list(&self, dir: &str) -> Result<Vec<ObjectInfo>, BackendError> {
-        let mut all = self.inner.list(dir)?;
-        if dir == "snapshots" {
-            all.retain(|o| self.names.contains(&o.name));
-        }
-        Ok(all)
-    }
-    fn delete(&self, name: &str) -> Result<(), BackendError> {
-        self.inner.delete(name)
-    }
-    fn rename(&self, from: &str, to: &str) -> Result<(), BackendError> {
-        self.inner.rename(from, to)
-    }
 }
 
 /// Progress on stderr: one bar per phase (bytes, objects, rate).
@@ -311,10 +274,10 @@ fn copy_all(
     let report = match selected {
         None => copy_objects(src.backend(), dst, &phases, opts, progress)?,
         Some(ids) => {
-            let only = OnlySnapshots {
-                inner: src.backend(),
-                names: ids.iter().map(|id| format!("snapshots/{id}")).collect(),
-            };
+            // The source, listing only the chosen snapshot objects.
+            let names: HashSet<String> = ids.iter().map(|id| format!("snapshots/{id}")).collect();
+            let only = Hooked::new(src.backend())
+                .keep_listed(move |o| !o.name.starts_with("snapshots/") || names.contains(&o.name));
             copy_objects(&only, dst, &phases, opts, progress)?
         }
     };
