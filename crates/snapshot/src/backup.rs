@@ -74,9 +74,6 @@ pub struct BackupReport {
 }
 
 const BATCH_BYTES: usize = 2 << 20;
-/// One packer encrypts faster than the rest of the pipeline produces; each more would hold
-/// another pack in memory (as does the one finished pack queued for the uploader).
-const PACKERS: usize = 1;
 const PACKS_PER_INDEX: usize = 64;
 /// Reading, whole-file hashing and chunking is serial per file; two readers keep both cores
 /// busy while the other stages wait on each other.
@@ -221,7 +218,7 @@ pub fn backup(
     let snapshot = Snapshot {
         version: FORMAT_VERSION,
         time: crate::now_rfc3339(),
-        hostname: hostname(),
+        hostname: crate::hostname(),
         username: std::env::var("USER").unwrap_or_default(),
         paths: scan
             .roots
@@ -274,12 +271,6 @@ pub fn backup(
 
 fn poisoned<T>(_: T) -> Error {
     Error::Corrupt("a worker thread panicked".into())
-}
-
-fn hostname() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|s| s.trim().to_string())
-        .unwrap_or_default()
 }
 
 struct ReadStats {
@@ -424,15 +415,12 @@ impl Engine<'_> {
             }
             drop(batch_tx);
             let (pack_tx, pack_rx) = bounded::<FinishedPack>(1);
-            let mut workers: Vec<_> = (0..PACKERS)
-                .map(|_| {
-                    let (rx, tx) = (blob_rx.clone(), pack_tx.clone());
-                    s.spawn(move || self.packer(rx, tx))
-                })
-                .collect();
-            workers.push(s.spawn(move || self.uploader(pack_rx)));
-            drop(blob_rx);
-            drop(pack_tx);
+            // One packer encrypts faster than the rest of the pipeline produces; each more
+            // would hold another pack in memory (as does the pack queued for the uploader).
+            let workers = [
+                s.spawn(move || self.packer(blob_rx, pack_tx)),
+                s.spawn(move || self.uploader(pack_rx)),
+            ];
 
             let mut outcome = Ok(());
             'batches: for batch in batch_rx.iter() {

@@ -39,6 +39,8 @@ pub enum Error {
     },
     #[error("invalid pattern {0}")]
     Pattern(String),
+    #[error("cannot start worker threads: {0}")]
+    Threads(String),
 }
 
 impl Error {

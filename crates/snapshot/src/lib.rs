@@ -46,7 +46,14 @@ pub use backup::{backup, BackupOptions, BackupProgress, BackupReport, NoProgress
 pub use error::{Error, Result};
 pub use id::Id;
 pub use repository::{NewRepository, Repository, DEFAULT_PACK_SIZE};
-pub use restore::{restore, Damage, RestoreOptions, RestoreProgress, RestoreReport};
+pub use restore::{restore, restore_from, Damage, RestoreOptions, RestoreProgress, RestoreReport};
+
+/// This machine's host name, as recorded in snapshots and drill records.
+pub fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_default()
+}
 
 /// Current time as RFC 3339 UTC with nanoseconds (sorts lexically).
 pub fn now_rfc3339() -> String {

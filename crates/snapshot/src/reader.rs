@@ -11,6 +11,15 @@ use crate::pack::{blob_slice, decrypt_pack, pack_name};
 use crate::repofile::{BlobKind, Tree};
 use crate::{blob, crypto, merkle, tree, Error, Id, Repository, Result};
 
+/// Threads for work that fetches whole packs (restore, check): fetching blocks on the disk
+/// or network, so one more pack in flight than cores keeps the cores busy meanwhile.
+pub fn pack_fetch_pool() -> Result<rayon::ThreadPool> {
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(rayon::current_num_threads() + 1)
+        .build()
+        .map_err(|e| Error::Threads(e.to_string()))
+}
+
 /// Reads and authenticates blobs of one repository.
 pub struct BlobReader<'a> {
     pub repo: &'a Repository,

@@ -211,6 +211,12 @@ impl Repository {
         Ok(id)
     }
 
+    /// [`Repository::load_index`] through the local cache under `cache_base`, if any.
+    pub fn load_index_cached(&self, cache_base: Option<&std::path::Path>) -> Result<MasterIndex> {
+        let cache = cache_base.and_then(|b| Cache::open(b, &self.config.id));
+        self.load_index(cache.as_ref())
+    }
+
     /// Load every index, from the local cache where possible. A damaged index file is left
     /// out and named in [`MasterIndex::damaged`] (one planted file must not stop every backup
     /// and restore; what it listed shows up as missing blobs, which `check` attributes).

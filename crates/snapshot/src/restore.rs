@@ -14,7 +14,6 @@ use globset::{Glob, GlobSet, GlobSetBuilder};
 use rayon::prelude::*;
 use serde::Serialize;
 
-use crate::cache::Cache;
 use crate::index::BlobLocation;
 use crate::keys::RestoreKey;
 use crate::reader::BlobReader;
@@ -75,20 +74,32 @@ pub fn restore(
     opts: &RestoreOptions,
     progress: &dyn RestoreProgress,
 ) -> Result<RestoreReport> {
-    repo.verify_snapshot(snapshot, &key.chunk_key)?;
-    let cache = opts
-        .cache_base
-        .as_ref()
-        .and_then(|b| Cache::open(b, &repo.config().id));
-    let index = repo.load_index(cache.as_ref())?;
-    let reader = BlobReader::new(repo, key, &index);
+    let index = repo.load_index_cached(opts.cache_base.as_deref())?;
+    restore_from(
+        &BlobReader::new(repo, key, &index),
+        snapshot,
+        opts,
+        progress,
+    )
+}
 
+/// [`restore`] through a reader the caller keeps, e.g. to verify the result with the same
+/// index and the tree packs it already decrypted.
+pub fn restore_from(
+    reader: &BlobReader,
+    snapshot: &Snapshot,
+    opts: &RestoreOptions,
+    progress: &dyn RestoreProgress,
+) -> Result<RestoreReport> {
+    reader
+        .repo
+        .verify_snapshot(snapshot, &reader.key.chunk_key)?;
     prepare_target(&opts.target)?;
     let include = build_globs(&opts.include)?;
     let mut plan = Plan::default();
     let root = reader.tree(&snapshot.tree, &snapshot.fingerprint)?;
     walk(
-        &reader,
+        reader,
         &root.nodes,
         "",
         &opts.target,
@@ -112,7 +123,7 @@ pub fn restore(
         std::os::unix::fs::symlink(target, &l.dest).map_err(|e| Error::io(&l.dest, e))?;
     }
 
-    let damaged = write_contents(&reader, &plan.files, progress)?;
+    let damaged = write_contents(reader, &plan.files, progress)?;
     let mut report = RestoreReport {
         files: plan.files.len() as u64,
         dirs: plan.dirs.len() as u64,
@@ -271,13 +282,7 @@ fn write_contents(
     }
     let found = Mutex::new(damaged);
     let packs: Vec<_> = by_pack.into_iter().collect();
-    // Fetching a pack blocks on the disk or network; more packs in flight than cores keep
-    // the cores busy meanwhile.
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(rayon::current_num_threads() + 1)
-        .build()
-        .map_err(|e| Error::Corrupt(format!("cannot start restore threads: {e}")))?;
-    pool.install(|| {
+    crate::reader::pack_fetch_pool()?.install(|| {
         packs
             .par_iter()
             .try_for_each(|(pack, blobs)| -> Result<()> {

@@ -971,12 +971,8 @@ impl Checker {
         );
         let backend = self.backend.as_ref();
         let indexed = &self.indexed;
-        // Fetching a pack blocks on the disk or network; one more pack in flight than cores
-        // keeps the cores busy meanwhile.
-        let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(rayon::current_num_threads() + 1)
-            .build()
-            .map_err(|e| CheckError::Internal(format!("cannot start check threads: {e}")))?;
+        let pool = vtool_snapshot::reader::pack_fetch_pool()
+            .map_err(|e| CheckError::Internal(e.to_string()))?;
         let results = pool.install(|| selected
             .par_iter()
             .map(|(id, _)| -> Result<PackOutcome, CheckError> {

@@ -78,9 +78,7 @@ pub fn drill(
         snapshot: snapshot_id,
         fingerprint: snapshot.fingerprint,
         time: vtool_snapshot::now_rfc3339(),
-        hostname: std::fs::read_to_string("/proc/sys/kernel/hostname")
-            .map(|h| h.trim().to_string())
-            .unwrap_or_default(),
+        hostname: vtool_snapshot::hostname(),
         target: dir.display().to_string(),
         duration_secs: 0.0,
         restore: DrillRestore::default(),
@@ -171,7 +169,13 @@ fn restore_and_verify(
         include: Vec::new(),
         cache_base: opts.cache_base.clone(),
     };
-    let report = match vtool_snapshot::restore(repo, key, snapshot, &ropts, progress) {
+    let index = match repo.load_index_cached(opts.cache_base.as_deref()) {
+        Ok(i) => i,
+        Err(e) => return Some(format!("restore failed: {e}")),
+    };
+    // One reader for restoring and verifying: the index is loaded and the trees decrypted once.
+    let reader = BlobReader::new(repo, key, &index);
+    let report = match vtool_snapshot::restore_from(&reader, snapshot, &ropts, progress) {
         Ok(r) => r,
         Err(e) => return Some(format!("restore failed: {e}")),
     };
@@ -199,11 +203,6 @@ fn restore_and_verify(
         ));
     }
     progress.stage("verifying");
-    let index = match repo.load_index(None) {
-        Ok(i) => i,
-        Err(e) => return Some(format!("verify failed: {e}")),
-    };
-    let reader = BlobReader::new(repo, key, &index);
     match crate::compare(&reader, snapshot, dir) {
         Ok(c) if c.fingerprint_matches && c.differences.is_empty() => {
             record.verified = true;

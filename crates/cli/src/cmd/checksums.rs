@@ -1,10 +1,8 @@
 use std::io::Write;
-use std::path::PathBuf;
 
-use vtool_snapshot::keys;
 use vtool_verify::ChecksumFormat;
 
-use super::RepoArg;
+use super::{IdentityArg, RepoArg};
 use crate::{output, Outcome};
 
 /// Print a checksum manifest of a snapshot that `sha256sum -c` / `b3sum -c` accept in a
@@ -18,9 +16,8 @@ use crate::{output, Outcome};
 pub struct Args {
     #[command(flatten)]
     repo: RepoArg,
-    /// The restore identity from `vtool init --identity-out`.
-    #[arg(long, env = "VTOOL_IDENTITY")]
-    identity: PathBuf,
+    #[command(flatten)]
+    identity: IdentityArg,
     /// Snapshot id (any unique prefix) or `latest`.
     snapshot: String,
     /// sha256 (for sha256sum -c) or b3 (for b3sum -c).
@@ -31,13 +28,10 @@ pub struct Args {
 }
 
 pub fn run(a: Args) -> anyhow::Result<Outcome> {
-    let identity = keys::load_identity(&a.identity)?;
     let repo = a.repo.open()?;
-    let key = repo.unlock(identity)?;
+    let key = a.identity.unlock(&repo)?;
     let (_, snap) = repo.find_snapshot(&a.snapshot)?;
-    let cache = super::cache_base(false)
-        .and_then(|b| vtool_snapshot::cache::Cache::open(&b, &repo.config().id));
-    let index = repo.load_index(cache.as_ref())?;
+    let index = repo.load_index_cached(super::cache_base(false).as_deref())?;
     let reader = vtool_snapshot::reader::BlobReader::new(&repo, &key, &index);
     let report = vtool_verify::checksums(&reader, &snap, a.format)?;
     if a.json {

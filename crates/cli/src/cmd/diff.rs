@@ -1,17 +1,14 @@
 use std::path::PathBuf;
 
-use vtool_snapshot::keys;
-
-use super::RepoArg;
+use super::{IdentityArg, RepoArg};
 use crate::{output, Outcome};
 
 #[derive(clap::Args)]
 pub struct Args {
     #[command(flatten)]
     repo: RepoArg,
-    /// The restore identity (trees are encrypted).
-    #[arg(long, env = "VTOOL_IDENTITY")]
-    identity: PathBuf,
+    #[command(flatten)]
+    identity: IdentityArg,
     /// Snapshot id prefix or `latest`.
     snapshot: String,
     /// Directory holding the snapshot's top-level entries (e.g. the parent of a node dir).
@@ -23,7 +20,7 @@ pub struct Args {
 /// Exit 0 when the directory is exactly the snapshot, 1 when it differs.
 pub fn run(a: Args) -> anyhow::Result<Outcome> {
     let repo = a.repo.open()?;
-    let key = repo.unlock(keys::load_identity(&a.identity)?)?;
+    let key = a.identity.unlock(&repo)?;
     let (id, snap) = repo.find_snapshot(&a.snapshot)?;
     let index = repo.load_index(None)?;
     let reader = vtool_snapshot::reader::BlobReader::new(&repo, &key, &index);

@@ -4,10 +4,10 @@ use std::time::Duration;
 use anyhow::{bail, Context};
 use indicatif::ProgressBar;
 use vtool_snapshot::repofile::DrillCommand;
-use vtool_snapshot::{keys, RestoreProgress};
+use vtool_snapshot::RestoreProgress;
 use vtool_verify::{BootCommand, DrillOptions, DrillProgress, KeepDir};
 
-use super::RepoArg;
+use super::{IdentityArg, RepoArg};
 use crate::{output, Outcome};
 
 /// Restore a snapshot into a scratch directory, prove every byte against its fingerprint,
@@ -19,9 +19,8 @@ use crate::{output, Outcome};
 pub struct Args {
     #[command(flatten)]
     repo: RepoArg,
-    /// The restore identity from `vtool init --identity-out`.
-    #[arg(long, env = "VTOOL_IDENTITY")]
-    identity: PathBuf,
+    #[command(flatten)]
+    identity: IdentityArg,
     /// Snapshot id (any unique prefix) or `latest`.
     #[arg(default_value = "latest")]
     snapshot: String,
@@ -127,9 +126,8 @@ pub fn run(a: Args) -> anyhow::Result<Outcome> {
     if boots.is_empty() && !a.json {
         eprintln!("note: no --boot command: the drill proves the bytes but starts nothing on them");
     }
-    let identity = keys::load_identity(&a.identity)?;
     let repo = a.repo.open()?;
-    let key = repo.unlock(identity)?;
+    let key = a.identity.unlock(&repo)?;
     let (id, snap) = repo.find_snapshot(&a.snapshot)?;
     let opts = DrillOptions {
         target: a.target.clone(),

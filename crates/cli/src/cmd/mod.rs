@@ -31,6 +31,22 @@ impl RepoArg {
     }
 }
 
+/// `--identity` as every command that decrypts takes it.
+#[derive(clap::Args, Debug, Clone)]
+pub struct IdentityArg {
+    /// The restore identity from `vtool init --identity-out`.
+    #[arg(long, env = "VTOOL_IDENTITY")]
+    pub identity: std::path::PathBuf,
+}
+
+impl IdentityArg {
+    /// Recover the repository's restore key with the identity.
+    pub fn unlock(&self, repo: &Repository) -> anyhow::Result<vtool_snapshot::keys::RestoreKey> {
+        let identity = vtool_snapshot::keys::load_identity(&self.identity)?;
+        Ok(repo.unlock(identity)?)
+    }
+}
+
 /// Base of the local cache, unless disabled.
 pub fn cache_base(no_cache: bool) -> Option<std::path::PathBuf> {
     if no_cache {

@@ -2,18 +2,17 @@ use std::path::PathBuf;
 
 use indicatif::ProgressBar;
 use serde::Serialize;
-use vtool_snapshot::{keys, RestoreOptions, RestoreProgress, RestoreReport};
+use vtool_snapshot::{RestoreOptions, RestoreProgress, RestoreReport};
 
-use super::RepoArg;
+use super::{IdentityArg, RepoArg};
 use crate::{output, Outcome};
 
 #[derive(clap::Args)]
 pub struct Args {
     #[command(flatten)]
     repo: RepoArg,
-    /// The restore identity from `vtool init --identity-out`.
-    #[arg(long, env = "VTOOL_IDENTITY")]
-    identity: PathBuf,
+    #[command(flatten)]
+    identity: IdentityArg,
     /// Snapshot id (any unique prefix) or `latest`.
     snapshot: String,
     /// Empty or new directory to restore into.
@@ -57,24 +56,24 @@ struct Summary<'a> {
 }
 
 pub fn run(a: Args) -> anyhow::Result<Outcome> {
-    let identity = keys::load_identity(&a.identity)?;
     let repo = a.repo.open()?;
-    let key = repo.unlock(identity)?;
+    let key = a.identity.unlock(&repo)?;
     let (id, snap) = repo.find_snapshot(&a.snapshot)?;
     let opts = RestoreOptions {
         target: a.target.clone(),
         include: a.include.clone(),
         cache_base: super::cache_base(a.no_cache),
     };
+    let index = repo.load_index_cached(opts.cache_base.as_deref())?;
+    // One reader for restoring and --verify: the index is loaded and the trees decrypted once.
+    let reader = vtool_snapshot::reader::BlobReader::new(&repo, &key, &index);
     let progress = Progress(output::bytes_bar("restoring"));
-    let report = vtool_snapshot::restore(&repo, &key, &snap, &opts, &progress);
+    let report = vtool_snapshot::restore_from(&reader, &snap, &opts, &progress);
     if let Some(bar) = &progress.0 {
         bar.finish_and_clear();
     }
     let report = report?;
     let verification = if a.verify {
-        let index = repo.load_index(None)?;
-        let reader = vtool_snapshot::reader::BlobReader::new(&repo, &key, &index);
         Some(vtool_verify::compare(&reader, &snap, &a.target)?)
     } else {
         None

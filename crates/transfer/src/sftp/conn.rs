@@ -141,6 +141,17 @@ fn preferred_algorithms(host: &str, port: u16, known_hosts: &Path) -> russh::Pre
     preferred
 }
 
+/// The signature hash to use with a key: the best the server supports for RSA, none otherwise.
+async fn rsa_hash(
+    handle: &Handle<Client>,
+    algorithm: keys::Algorithm,
+) -> Result<Option<HashAlg>, russh::Error> {
+    if !algorithm.is_rsa() {
+        return Ok(None);
+    }
+    Ok(handle.best_supported_rsa_hash().await?.flatten())
+}
+
 async fn authenticate(handle: &mut Handle<Client>, cfg: &SftpConfig) -> Result<(), OpError> {
     let lost =
         |e: russh::Error| OpError::Conn(format!("connection lost during authentication: {e}"));
@@ -166,15 +177,7 @@ async fn authenticate(handle: &mut Handle<Client>, cfg: &SftpConfig) -> Result<(
             }
             Err(_) => continue,
         };
-        let hash = if key.algorithm().is_rsa() {
-            handle
-                .best_supported_rsa_hash()
-                .await
-                .map_err(lost)?
-                .flatten()
-        } else {
-            None
-        };
+        let hash = rsa_hash(handle, key.algorithm()).await.map_err(lost)?;
         let result = handle
             .authenticate_publickey(&cfg.user, PrivateKeyWithHashAlg::new(Arc::new(key), hash))
             .await
@@ -190,15 +193,7 @@ async fn authenticate(handle: &mut Handle<Client>, cfg: &SftpConfig) -> Result<(
             let identities = agent.request_identities().await.unwrap_or_default();
             for identity in identities {
                 let key = identity.public_key().into_owned();
-                let hash = if key.algorithm().is_rsa() {
-                    handle
-                        .best_supported_rsa_hash()
-                        .await
-                        .map_err(lost)?
-                        .flatten()
-                } else {
-                    None
-                };
+                let hash = rsa_hash(handle, key.algorithm()).await.map_err(lost)?;
                 // An agent that refuses to sign one key should not stop us trying the next.
                 if let Ok(result) = handle
                     .authenticate_publickey_with(&cfg.user, key, hash, &mut agent)
