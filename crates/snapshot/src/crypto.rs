@@ -33,15 +33,27 @@ pub fn stream_reader<R: std::io::BufRead>(
     what: &str,
 ) -> Result<age::stream::StreamReader<R>> {
     let decryptor = age::Decryptor::new_buffered(input)
-        .map_err(|e| Error::Corrupt(format!("{what}: not an age stream: {e}")))?;
+        .map_err(|e| Error::Corrupt(format!("{what}: not an age stream ({})", describe(&e))))?;
     decryptor
         .decrypt(std::iter::once(identity as &dyn age::Identity))
         .map_err(|e| match e {
-            age::DecryptError::NoMatchingKeys => Error::WrongKey(format!(
-                "the identity cannot decrypt {what}; it belongs to another repository"
-            )),
-            other => Error::Corrupt(format!("{what}: {other}")),
+            // Also what a flipped stanza looks like: callers that can tell (a content hash,
+            // a key that already unlocked the repository) say which it is.
+            age::DecryptError::NoMatchingKeys => {
+                Error::WrongKey(format!("the identity is not a recipient of {what}"))
+            }
+            other => Error::Corrupt(format!("{what}: {}", describe(&other))),
         })
+}
+
+/// What a decryption failure means for stored data.
+fn describe(e: &age::DecryptError) -> String {
+    match e {
+        age::DecryptError::InvalidMac => "its age header fails its MAC".into(),
+        age::DecryptError::InvalidHeader => "its age header is malformed".into(),
+        age::DecryptError::UnknownFormat => "not an age v1 stream".into(),
+        other => other.to_string(),
+    }
 }
 
 /// Decrypt a whole object.

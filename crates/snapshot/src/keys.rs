@@ -88,6 +88,7 @@ impl BackupKey {
             path: path.to_path_buf(),
             reason,
         };
+        refuse_exposed(path)?;
         let text = std::fs::read(path).map_err(|e| Error::io(path, e))?;
         let file: BackupKeyFile = serde_json::from_slice(&text).map_err(|e| {
             bad(format!(
@@ -137,6 +138,7 @@ pub fn load_identity(path: &Path) -> Result<age::x25519::Identity> {
         path: path.to_path_buf(),
         reason,
     };
+    refuse_exposed(path)?;
     let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
     let line = text
         .lines()
@@ -150,6 +152,18 @@ pub fn load_identity(path: &Path) -> Result<age::x25519::Identity> {
     }
     age::x25519::Identity::from_str(line)
         .map_err(|e| bad(format!("not an age X25519 identity: {e}")))
+}
+
+/// Keys readable by other users are refused, as ssh refuses such private keys.
+fn refuse_exposed(path: &Path) -> Result<()> {
+    vtool_transfer::check_private_file(path).map_err(|e| Error::KeyFile {
+        path: path.to_path_buf(),
+        reason: format!(
+            "other users can access it (mode {:04o}); refusing to use it. Run `chmod 600 {}`",
+            e.mode,
+            path.display()
+        ),
+    })
 }
 
 /// Write an age identity file, readable by the `age` tool too.

@@ -117,11 +117,21 @@ impl Repository {
     }
 
     /// Recover the restore key with an identity.
+    ///
+    /// A key object that no longer hashes to its name, or whose age header is malformed or
+    /// fails its MAC, is damaged (a data problem). Only an intact key object that has no
+    /// stanza for this identity means the identity is the wrong one: age cannot tell a
+    /// flipped stanza from a foreign one, the content hash can.
     pub fn unlock(&self, identity: age::x25519::Identity) -> Result<RestoreKey> {
-        let mut last = None;
+        let mut damaged = Vec::new();
+        let mut foreign = None;
         for obj in self.backend.list("keys")? {
             let data = self.backend.get(&obj.name)?;
-            match crypto::decrypt(&identity, &data, "key object") {
+            if obj.name != format!("keys/{}", Id::hash(&data)) {
+                damaged.push((obj.name, "it does not match its content hash".to_string()));
+                continue;
+            }
+            match crypto::decrypt(&identity, &data, &obj.name) {
                 Ok(plain) => {
                     let key: KeyObject = serde_json::from_slice(&plain)
                         .map_err(|e| Error::Corrupt(format!("{} is malformed: {e}", obj.name)))?;
@@ -133,10 +143,37 @@ impl Repository {
                     }
                     return RestoreKey::from_key_object(identity, &key);
                 }
-                Err(e) => last = Some(e),
+                Err(Error::WrongKey(_)) => foreign = Some(obj.name),
+                Err(e) => {
+                    let why = match e {
+                        Error::Corrupt(m) => m
+                            .trim_start_matches(&obj.name)
+                            .trim_start_matches(": ")
+                            .to_string(),
+                        other => other.to_string(),
+                    };
+                    damaged.push((obj.name, why));
+                }
             }
         }
-        Err(last.unwrap_or_else(|| Error::Corrupt("the repository has no key object".into())))
+        if !damaged.is_empty() {
+            let list: Vec<String> = damaged
+                .iter()
+                .map(|(name, why)| format!("key object {name} is damaged ({why})"))
+                .collect();
+            return Err(Error::Corrupt(format!(
+                "{}; move the damaged object aside and bring it back from another copy of the repository (`vtool copy` sends what is missing)",
+                list.join("; ")
+            )));
+        }
+        match foreign {
+            Some(name) => Err(Error::WrongKey(format!(
+                "this identity ({}) cannot decrypt {name}, which is intact: the identity belongs to another repository. Use the one `vtool init --identity-out` wrote for {}",
+                identity.to_public(),
+                self.backend.location()
+            ))),
+            None => Err(Error::Corrupt("the repository has no key object".into())),
+        }
     }
 
     /// All snapshots, oldest first.

@@ -27,6 +27,7 @@ mod error;
 mod hooked;
 mod local;
 mod name;
+mod private_file;
 pub mod sftp;
 pub mod url;
 
@@ -37,6 +38,7 @@ pub use error::BackendError;
 pub use hooked::Hooked;
 pub use local::LocalBackend;
 pub use name::validate_name;
+pub use private_file::{check_private_file, ExposedSecret};
 pub use sftp::{SftpBackend, SftpConfig};
 
 /// An object stored in a backend, as listed.

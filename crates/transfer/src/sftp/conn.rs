@@ -167,6 +167,10 @@ async fn authenticate(handle: &mut Handle<Client>, cfg: &SftpConfig) -> Result<(
             }
             continue;
         }
+        // A private key other users can read is refused even when not named explicitly:
+        // ssh would refuse it too, and using it silently hides the leak.
+        crate::check_private_file(&path)
+            .map_err(|e| OpError::Fatal(BackendError::Other(e.to_string())))?;
         let key = match keys::load_secret_key(&path, None) {
             Ok(key) => key,
             Err(e) if explicit => {

@@ -1,0 +1,149 @@
+//! Operator-facing trust problems through the binary: secrets other users can read, a
+//! damaged key object told apart from a wrong identity.
+
+mod support;
+
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+
+use support::{s, text, Env};
+
+fn node(env: &Env) -> std::path::PathBuf {
+    let root = env.path("node");
+    fs::create_dir_all(root.join("db")).expect("mkdir");
+    fs::write(root.join("db/state.bin"), b"validator state ".repeat(4096)).expect("write");
+    fs::write(root.join("keystore.json"), r#"{"crypto":{}}"#).expect("write");
+    root
+}
+
+fn chmod(p: &Path, mode: u32) {
+    fs::set_permissions(p, fs::Permissions::from_mode(mode)).expect("chmod");
+}
+
+#[test]
+fn secrets_other_users_can_read_are_refused_with_the_chmod_to_run() {
+    let env = Env::with_repo();
+    let src = node(&env);
+    let id = env.path("identity.txt");
+    let bk = env.path("backup.key");
+
+    for mode in [0o644, 0o640, 0o604] {
+        chmod(&bk, mode);
+        let out = env.backup_run(&[s(&src)]);
+        assert_eq!(
+            out.status.code(),
+            Some(2),
+            "backup key {mode:o}: {}",
+            text(&out)
+        );
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains(&format!("chmod 600 {}", bk.display())),
+            "{err}"
+        );
+    }
+    assert!(
+        env.snapshots().is_empty(),
+        "a refused key still wrote a snapshot"
+    );
+    chmod(&bk, 0o600);
+    env.backup(&[s(&src)]);
+
+    let target = env.path("restored");
+    for mode in [0o644, 0o640] {
+        chmod(&id, mode);
+        let out = env.with_identity("restore", &["latest", "--target", s(&target)]);
+        assert_eq!(
+            out.status.code(),
+            Some(2),
+            "identity {mode:o}: {}",
+            text(&out)
+        );
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains(&format!("chmod 600 {}", id.display())),
+            "{err}"
+        );
+        assert!(!target.exists(), "a refused identity still restored");
+        let out = env.with_identity("check", &[]);
+        assert_eq!(out.status.code(), Some(2), "check {mode:o}: {}", text(&out));
+    }
+    chmod(&id, 0o400);
+    env.restore_latest(&target);
+    assert_eq!(
+        fs::read(target.join("node/db/state.bin")).expect("restored"),
+        fs::read(src.join("db/state.bin")).expect("source")
+    );
+}
+
+/// Flip one byte of the only key object at `at` (a position inside the file).
+fn flip_key_object(env: &Env, at: impl Fn(&[u8]) -> usize) -> String {
+    let keys: Vec<_> = fs::read_dir(env.path("repo/keys"))
+        .expect("keys dir")
+        .map(|e| e.expect("entry").path())
+        .collect();
+    assert_eq!(keys.len(), 1);
+    let mut data = fs::read(&keys[0]).expect("read key object");
+    let i = at(&data);
+    // Stay within base64 so the header still parses: only the cryptography can object.
+    data[i] = if data[i] == b'A' { b'B' } else { b'A' };
+    fs::write(&keys[0], data).expect("write key object");
+    format!(
+        "keys/{}",
+        keys[0].file_name().expect("name").to_string_lossy()
+    )
+}
+
+fn line_start(data: &[u8], n: usize) -> usize {
+    data.iter()
+        .enumerate()
+        .filter(|(_, b)| **b == b'\n')
+        .nth(n - 1)
+        .map(|(i, _)| i + 1)
+        .expect("line")
+}
+
+#[test]
+fn a_damaged_key_object_is_reported_as_damage_not_as_a_wrong_identity() {
+    // Where a flip lands: the recipient stanza's body (age then finds no stanza it can
+    // open, exactly as for a foreign identity), its MAC line, its encrypted payload.
+    let spots: [(&str, fn(&[u8]) -> usize); 3] = [
+        ("stanza body", |d| line_start(d, 2) + 5),
+        ("header MAC", |d| line_start(d, 3) + 10),
+        ("payload", |d| d.len() - 3),
+    ];
+    for (what, at) in spots {
+        let env = Env::with_repo();
+        let src = node(&env);
+        env.backup(&[s(&src)]);
+        let name = flip_key_object(&env, at);
+        let out = env.with_identity("restore", &["latest", "--target", s(&env.path("t"))]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(3), "{what}: {}", text(&out));
+        assert!(
+            err.contains(&format!("key object {name} is damaged")),
+            "{what}: {err}"
+        );
+        assert!(!err.contains("another repository"), "{what}: {err}");
+    }
+
+    // An intact key object and the identity of another repository: a wrong key (exit 2).
+    let env = Env::with_repo();
+    let other = Env::with_repo();
+    let repo = env.repo();
+    let out = env.run(&[
+        "restore",
+        "--repo",
+        &repo,
+        "--identity",
+        &other.identity(),
+        "latest",
+        "--target",
+        s(&env.path("t")),
+    ]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(err.contains("belongs to another repository"), "{err}");
+    assert!(!err.contains("damaged"), "{err}");
+}
