@@ -108,7 +108,8 @@ fn line_start(data: &[u8], n: usize) -> usize {
 fn a_damaged_key_object_is_reported_as_damage_not_as_a_wrong_identity() {
     // Where a flip lands: the recipient stanza's body (age then finds no stanza it can
     // open, exactly as for a foreign identity), its MAC line, its encrypted payload.
-    let spots: [(&str, fn(&[u8]) -> usize); 3] = [
+    type Spot = fn(&[u8]) -> usize;
+    let spots: [(&str, Spot); 3] = [
         ("stanza body", |d| line_start(d, 2) + 5),
         ("header MAC", |d| line_start(d, 3) + 10),
         ("payload", |d| d.len() - 3),
@@ -146,4 +147,85 @@ fn a_damaged_key_object_is_reported_as_damage_not_as_a_wrong_identity() {
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
     assert!(err.contains("belongs to another repository"), "{err}");
     assert!(!err.contains("damaged"), "{err}");
+}
+
+/// Leave a temporary file as a killed writer does, last written `age_secs` ago.
+fn plant_temp(repo: &Path, name: &str, len: usize, age_secs: u64) {
+    let path = repo.join(name);
+    fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
+    fs::write(&path, vec![1u8; len]).expect("plant");
+    let mtime = std::time::SystemTime::now() - std::time::Duration::from_secs(age_secs);
+    fs::File::options()
+        .write(true)
+        .open(&path)
+        .and_then(|f| f.set_modified(mtime))
+        .expect("backdate");
+}
+
+fn temp_report(env: &Env, repo: &str) -> (u64, u64, u64) {
+    let v = env.json(&["check", "--repo", repo, "--json"]);
+    assert_eq!(v["ok"], true, "temporary files are not problems: {v}");
+    let t = &v["temp_files"];
+    let n = |k: &str| t[k].as_u64().unwrap_or_else(|| panic!("{k} in {v}"));
+    (n("files"), n("bytes"), n("stale"))
+}
+
+#[test]
+fn stale_temp_files_are_reported_by_check_and_removed_by_the_next_backup_and_copy() {
+    let env = Env::with_repo();
+    let src = node(&env);
+    env.backup(&[s(&src)]);
+    let repo_dir = env.path("repo");
+    let repo = env.repo();
+    assert_eq!(temp_report(&env, &repo), (0, 0, 0));
+
+    // A backup killed two hours ago, and one writing right now.
+    plant_temp(&repo_dir, "packs/ab/.tmp-killed", 4096, 7200);
+    plant_temp(&repo_dir, ".tmp-killed-config", 10, 3 * 3600);
+    plant_temp(&repo_dir, "index/.tmp-live", 100, 0);
+    assert_eq!(temp_report(&env, &repo), (3, 4206, 2));
+    let human = env.ok(&["check", "--repo", &repo], 0);
+    assert!(
+        human.contains("3 temporary file(s)") && human.contains("2 of them"),
+        "{human}"
+    );
+
+    env.backup(&[s(&src)]);
+    assert!(
+        !repo_dir.join("packs/ab/.tmp-killed").exists(),
+        "stale temp file kept"
+    );
+    assert!(
+        !repo_dir.join(".tmp-killed-config").exists(),
+        "stale temp file kept"
+    );
+    assert!(
+        repo_dir.join("index/.tmp-live").exists(),
+        "a live writer's temp file was removed"
+    );
+    assert_eq!(temp_report(&env, &repo), (1, 100, 0));
+
+    // A copy cleans its destination the same way.
+    let dest = env.path("offsite");
+    let dest_s = dest.display().to_string();
+    env.ok(&["copy", "--from", &repo, "--to", &dest_s], 0);
+    plant_temp(&dest, "packs/cd/.tmp-killed-copy", 2048, 7200);
+    plant_temp(&dest, "packs/cd/.tmp-copying", 2048, 60);
+    assert_eq!(temp_report(&env, &dest_s), (2, 4096, 1));
+    env.ok(&["copy", "--from", &repo, "--to", &dest_s], 0);
+    assert!(
+        !dest.join("packs/cd/.tmp-killed-copy").exists(),
+        "stale temp file kept"
+    );
+    assert!(
+        dest.join("packs/cd/.tmp-copying").exists(),
+        "a live copy's temp file was removed"
+    );
+
+    let target = env.path("restored");
+    env.restore_latest(&target);
+    assert_eq!(
+        fs::read(target.join("node/db/state.bin")).expect("restored"),
+        fs::read(src.join("db/state.bin")).expect("source")
+    );
 }

@@ -71,6 +71,8 @@ pub struct BackupReport {
     pub files_read: u64,
     pub files_unchanged: u64,
     pub new_blobs: u64,
+    /// Stale temporary files of interrupted writers, removed before this backup started.
+    pub temp_cleanup: vtool_transfer::TempCleanup,
 }
 
 const BATCH_BYTES: usize = 2 << 20;
@@ -167,6 +169,8 @@ pub fn backup(
 ) -> Result<BackupReport> {
     let started = Instant::now();
     repo.check_backup_key(key)?;
+    // Housekeeping, best effort: a backup never fails over another run's leftovers.
+    let temp_cleanup = vtool_transfer::clean_stale_temp(repo.backend());
     let cache = opts
         .cache_base
         .as_ref()
@@ -266,6 +270,7 @@ pub fn backup(
         files_read: read.files,
         files_unchanged,
         new_blobs,
+        temp_cleanup,
     })
 }
 

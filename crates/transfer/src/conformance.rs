@@ -1,12 +1,17 @@
 //! The one behaviour suite every [`Backend`] must pass.
 //!
-//! Call [`run_all`] from a backend's tests with a fresh, empty repository. It panics with a
-//! message naming the violated rule.
+//! Call [`run_all`] from a backend's tests with a fresh, empty repository and the directory
+//! that holds its files as seen from the test (it plants the temporary files of interrupted
+//! writers there). It panics with a message naming the violated rule.
 
-use crate::{Backend, BackendError};
+use std::fs;
+use std::path::Path;
+use std::time::{Duration, SystemTime};
 
-/// Run every conformance check against an empty backend.
-pub fn run_all(b: &dyn Backend) {
+use crate::{remove_stale_temp, survey_temp, Backend, BackendError, STALE_TEMP_AGE};
+
+/// Run every conformance check against an empty backend whose files are in `root`.
+pub fn run_all(b: &dyn Backend, root: &Path) {
     put_get_roundtrip(b);
     never_overwrites(b);
     ranges(b);
@@ -15,6 +20,7 @@ pub fn run_all(b: &dyn Backend) {
     refuses_bad_names(b);
     delete_and_rename(b);
     large_object(b);
+    temp_files(b, root);
 }
 
 fn put_get_roundtrip(b: &dyn Backend) {
@@ -127,5 +133,118 @@ fn large_object(b: &dyn Backend) {
         b.get_range("big/object", 3_000_000, 1_000_000)
             .expect("range"),
         &data[3_000_000..4_000_000]
+    );
+}
+
+/// Plant a temporary file as an interrupted writer leaves it, last modified `age` ago.
+fn plant(root: &Path, name: &str, len: usize, age: Duration) {
+    let path = root.join(name);
+    if let Some(dir) = path.parent() {
+        fs::create_dir_all(dir).expect("create dir for planted temp file");
+    }
+    fs::write(&path, vec![7u8; len]).expect("plant temp file");
+    let mtime = SystemTime::now() - age;
+    fs::File::options()
+        .write(true)
+        .open(&path)
+        .and_then(|f| f.set_modified(mtime))
+        .expect("backdate planted temp file");
+}
+
+fn temp_files(b: &dyn Backend, root: &Path) {
+    assert!(
+        b.list_temp().expect("list_temp").is_empty(),
+        "completed puts left temporary files"
+    );
+    b.put("tmpconf/obj", b"kept").expect("put");
+    let hour = STALE_TEMP_AGE;
+    plant(root, "tmpconf/.tmp-dead", 100, hour * 2);
+    plant(
+        root,
+        ".tmp-dead-config",
+        10,
+        hour + Duration::from_secs(120),
+    );
+    plant(root, "tmpconf/deep/.tmp-live", 1000, Duration::ZERO);
+    plant(
+        root,
+        "tmpconf/.tmp-paused",
+        1,
+        hour - Duration::from_secs(300),
+    );
+
+    let mut listed: Vec<(String, u64)> = b
+        .list_temp()
+        .expect("list_temp")
+        .into_iter()
+        .map(|t| (t.name, t.size))
+        .collect();
+    listed.sort();
+    assert_eq!(
+        listed,
+        vec![
+            (".tmp-dead-config".to_string(), 10),
+            ("tmpconf/.tmp-dead".to_string(), 100),
+            ("tmpconf/.tmp-paused".to_string(), 1),
+            ("tmpconf/deep/.tmp-live".to_string(), 1000),
+        ]
+    );
+    let names: Vec<String> = b
+        .list("tmpconf")
+        .expect("list")
+        .into_iter()
+        .map(|o| o.name)
+        .collect();
+    assert_eq!(names, vec!["tmpconf/obj"], "list shows temporary files");
+    let survey = survey_temp(b).expect("survey");
+    assert_eq!(
+        (survey.files, survey.bytes, survey.stale, survey.stale_bytes),
+        (4, 1111, 2, 110)
+    );
+
+    for bad in [
+        "tmpconf/obj",
+        "../.tmp-x",
+        "tmpconf/../../.tmp-x",
+        "/.tmp-x",
+        ".tmp-",
+    ] {
+        assert!(
+            matches!(b.remove_temp(bad), Err(BackendError::InvalidName { .. })),
+            "remove_temp {bad:?} must be refused"
+        );
+    }
+    assert_eq!(b.get("tmpconf/obj").expect("object survives"), b"kept");
+
+    let cleanup = remove_stale_temp(b, STALE_TEMP_AGE).expect("remove stale");
+    assert_eq!(
+        (cleanup.removed, cleanup.removed_bytes, cleanup.kept),
+        (2, 110, 2)
+    );
+    assert!(cleanup.failed.is_empty(), "{:?}", cleanup.failed);
+    let mut left: Vec<String> = b
+        .list_temp()
+        .expect("list_temp")
+        .into_iter()
+        .map(|t| t.name)
+        .collect();
+    left.sort();
+    assert_eq!(
+        left,
+        vec!["tmpconf/.tmp-paused", "tmpconf/deep/.tmp-live"],
+        "a live temp file was removed"
+    );
+    assert_eq!(b.get("tmpconf/obj").expect("object survives"), b"kept");
+
+    for name in left {
+        b.remove_temp(&name).expect("remove_temp");
+        assert!(matches!(
+            b.remove_temp(&name),
+            Err(BackendError::NotFound(_))
+        ));
+    }
+    assert!(
+        b.list_temp().expect("list_temp").is_empty(),
+        "probe files left behind"
     );
 }

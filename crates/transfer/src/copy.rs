@@ -107,6 +107,8 @@ pub struct CopyReport {
     pub total: CopyStats,
     /// Per phase, in the order run.
     pub phases: Vec<(String, CopyStats)>,
+    /// Stale temporary files of interrupted copies, removed at the destination first.
+    pub temp_cleanup: crate::TempCleanup,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -152,7 +154,11 @@ pub fn copy_objects(
             phase: String::new(),
             source: BackendError::Other(format!("cannot start copy threads: {e}")),
         })?;
-    let mut report = CopyReport::default();
+    let mut report = CopyReport {
+        // Housekeeping, best effort: a copy never fails over another run's leftovers.
+        temp_cleanup: crate::clean_stale_temp(to),
+        ..Default::default()
+    };
     for phase in phases {
         let stats = pool.install(|| copy_phase(from, to, phase, &report.total, progress))?;
         report.total.add(&stats);

@@ -13,7 +13,7 @@
 
 use std::ops::Deref;
 
-use crate::{Backend, BackendError, ObjectInfo};
+use crate::{Backend, BackendError, ObjectInfo, TempFile};
 
 type PutHook = Box<dyn Fn(&str, &[u8]) -> Result<(), BackendError> + Send + Sync>;
 type ListFilter = Box<dyn Fn(&ObjectInfo) -> bool + Send + Sync>;
@@ -92,5 +92,11 @@ where
     }
     fn rename(&self, from: &str, to: &str) -> Result<(), BackendError> {
         self.inner.rename(from, to)
+    }
+    fn list_temp(&self) -> Result<Vec<TempFile>, BackendError> {
+        self.inner.list_temp()
+    }
+    fn remove_temp(&self, name: &str) -> Result<(), BackendError> {
+        self.inner.remove_temp(name)
     }
 }

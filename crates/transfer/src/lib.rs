@@ -20,6 +20,7 @@
 //! on any OpenSSH server; keys and host-key checking are configured through the `VTOOL_SSH_*`
 //! environment variables described on [`SftpConfig`]). [`url::open`] picks one from `--repo`.
 //! [`copy_objects`] copies what one repository lacks from another, resumably.
+//! [`temp`] finds and removes the temporary files interrupted writers leave.
 
 pub mod conformance;
 pub mod copy;
@@ -29,6 +30,7 @@ mod local;
 mod name;
 mod private_file;
 pub mod sftp;
+pub mod temp;
 pub mod url;
 
 pub use copy::{
@@ -40,6 +42,10 @@ pub use local::LocalBackend;
 pub use name::validate_name;
 pub use private_file::{check_private_file, ExposedSecret};
 pub use sftp::{SftpBackend, SftpConfig};
+pub use temp::{
+    clean_stale_temp, remove_stale_temp, survey_temp, TempCleanup, TempFile, TempSurvey,
+    STALE_TEMP_AGE,
+};
 
 /// An object stored in a backend, as listed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -78,6 +84,14 @@ pub trait Backend: Send + Sync {
 
     /// Rename `from` to `to`; fails with [`BackendError::AlreadyExists`] if `to` exists.
     fn rename(&self, from: &str, to: &str) -> Result<(), BackendError>;
+
+    /// Every temporary file of an unfinished put (`.tmp-…` beside the objects, anywhere in
+    /// the repository), which [`Backend::list`] never shows; see [`temp`] for what is stale.
+    fn list_temp(&self) -> Result<Vec<TempFile>, BackendError>;
+
+    /// Remove one temporary file named by [`Backend::list_temp`]; refuses any other name
+    /// ([`temp::validate_temp_name`]). A missing file is [`BackendError::NotFound`].
+    fn remove_temp(&self, name: &str) -> Result<(), BackendError>;
 }
 
 impl<B: Backend + ?Sized> Backend for Box<B> {
@@ -104,5 +118,11 @@ impl<B: Backend + ?Sized> Backend for Box<B> {
     }
     fn rename(&self, from: &str, to: &str) -> Result<(), BackendError> {
         (**self).rename(from, to)
+    }
+    fn list_temp(&self) -> Result<Vec<TempFile>, BackendError> {
+        (**self).list_temp()
+    }
+    fn remove_temp(&self, name: &str) -> Result<(), BackendError> {
+        (**self).remove_temp(name)
     }
 }

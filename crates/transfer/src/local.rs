@@ -1,8 +1,10 @@
 use std::fs::{self, File};
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
+use std::time::SystemTime;
 
-use crate::{validate_name, Backend, BackendError, ObjectInfo};
+use crate::temp::{validate_temp_name, TEMP_PREFIX};
+use crate::{validate_name, Backend, BackendError, ObjectInfo, TempFile};
 
 /// A repository in a local directory (a disk, a mounted drive, a NFS share).
 ///
@@ -35,6 +37,53 @@ impl LocalBackend {
         validate_name(name)?;
         Ok(self.root.join(name))
     }
+
+    /// Visit every regular file below `dir` (`""`: the whole repository) with its name,
+    /// file name and metadata, not descending into dot-directories.
+    fn walk(
+        &self,
+        dir: &str,
+        mut visit: impl FnMut(String, &str, &fs::Metadata),
+    ) -> Result<(), BackendError> {
+        let mut stack = vec![dir.to_string()];
+        while let Some(d) = stack.pop() {
+            let entries = match fs::read_dir(self.root.join(&d)) {
+                Ok(entries) => entries,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(BackendError::from_io("list", &d, e)),
+            };
+            for entry in entries {
+                let entry = entry.map_err(|e| BackendError::from_io("list", &d, e))?;
+                let Some(file_name) = entry.file_name().to_str().map(str::to_string) else {
+                    continue;
+                };
+                let name = if d.is_empty() {
+                    file_name.clone()
+                } else {
+                    format!("{d}/{file_name}")
+                };
+                let meta = entry
+                    .metadata()
+                    .map_err(|e| BackendError::from_io("stat", &name, e))?;
+                if meta.is_dir() && !file_name.starts_with('.') {
+                    stack.push(name);
+                } else if meta.is_file() {
+                    visit(name, &file_name, &meta);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The filesystem's idea of now (an NFS server's clock may differ from ours): the mtime
+    /// of a probe file, or the local clock where none can be written.
+    fn clock(&self) -> SystemTime {
+        tempfile::Builder::new()
+            .prefix(TEMP_PREFIX)
+            .tempfile_in(&self.root)
+            .and_then(|probe| probe.as_file().metadata()?.modified())
+            .unwrap_or_else(|_| SystemTime::now())
+    }
 }
 
 fn sync_dir(dir: &Path) -> std::io::Result<()> {
@@ -43,7 +92,9 @@ fn sync_dir(dir: &Path) -> std::io::Result<()> {
 
 fn write_new(path: &Path, data: &[u8]) -> std::io::Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
-    let mut tmp = tempfile::Builder::new().prefix(".tmp-").tempfile_in(dir)?;
+    let mut tmp = tempfile::Builder::new()
+        .prefix(TEMP_PREFIX)
+        .tempfile_in(dir)?;
     tmp.write_all(data)?;
     tmp.as_file().sync_all()?;
     // hard_link refuses to replace an existing object, unlike rename.
@@ -98,36 +149,17 @@ impl Backend for LocalBackend {
     }
 
     fn list(&self, dir: &str) -> Result<Vec<ObjectInfo>, BackendError> {
+        validate_name(dir)?;
         let mut out = Vec::new();
-        let mut stack = vec![dir.to_string()];
-        while let Some(d) = stack.pop() {
-            let entries = match fs::read_dir(self.path(&d)?) {
-                Ok(entries) => entries,
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
-                Err(e) => return Err(BackendError::from_io("list", &d, e)),
-            };
-            for entry in entries {
-                let entry = entry.map_err(|e| BackendError::from_io("list", &d, e))?;
-                let Some(file_name) = entry.file_name().to_str().map(str::to_string) else {
-                    continue;
-                };
-                if file_name.starts_with('.') {
-                    continue; // temporary files of unfinished writes
-                }
-                let name = format!("{d}/{file_name}");
-                let meta = entry
-                    .metadata()
-                    .map_err(|e| BackendError::from_io("stat", &name, e))?;
-                if meta.is_dir() {
-                    stack.push(name);
-                } else if meta.is_file() {
-                    out.push(ObjectInfo {
-                        name,
-                        size: meta.len(),
-                    });
-                }
+        self.walk(dir, |name, file_name, meta| {
+            // Dot-files are temporary files of unfinished writes.
+            if !file_name.starts_with('.') {
+                out.push(ObjectInfo {
+                    name,
+                    size: meta.len(),
+                });
             }
-        }
+        })?;
         Ok(out)
     }
 
@@ -153,5 +185,27 @@ impl Backend for LocalBackend {
             sync_dir(dir).map_err(|e| BackendError::from_io("sync", to, e))?;
         }
         Ok(())
+    }
+
+    fn list_temp(&self) -> Result<Vec<TempFile>, BackendError> {
+        let now = self.clock();
+        let mut out = Vec::new();
+        self.walk("", |name, file_name, meta| {
+            if file_name.starts_with(TEMP_PREFIX) {
+                let modified = meta.modified().unwrap_or(now);
+                out.push(TempFile {
+                    name,
+                    size: meta.len(),
+                    // A future mtime reads as fresh: never removed on a clock's word.
+                    age: now.duration_since(modified).unwrap_or_default(),
+                });
+            }
+        })?;
+        Ok(out)
+    }
+
+    fn remove_temp(&self, name: &str) -> Result<(), BackendError> {
+        validate_temp_name(name)?;
+        fs::remove_file(self.root.join(name)).map_err(|e| BackendError::from_io("delete", name, e))
     }
 }

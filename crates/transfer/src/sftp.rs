@@ -25,7 +25,8 @@
 //! * Writes go to `.tmp-<random>` in the target directory (created as needed), are fsynced
 //!   when the server supports it, and are renamed into place. OpenSSH's SSH_FXP_RENAME never
 //!   replaces an existing file, and the target is checked first, so objects are never
-//!   overwritten.
+//!   overwritten. Temporary files of writers that died are removed once stale (see
+//!   [`crate::temp`]), judged by the server's clock.
 //! * A small pool of SSH connections ([`SftpConfig::connections`]) is shared by all callers so
 //!   parallel callers do not queue behind each other; each transfer keeps many read or write
 //!   requests in flight.
@@ -49,7 +50,8 @@ use std::time::Duration;
 use conn::Conn;
 use ops::Ctx;
 
-use crate::{validate_name, Backend, BackendError, ObjectInfo};
+use crate::temp::{validate_temp_name, TEMP_PREFIX};
+use crate::{validate_name, Backend, BackendError, ObjectInfo, TempFile};
 
 /// Where and how to connect. [`SftpConfig::new`] gives defaults; [`SftpConfig::with_env`]
 /// applies the environment variables (what `sftp://` URLs in [`crate::url::open`] use):
@@ -360,6 +362,32 @@ impl SftpBackend {
     }
 }
 
+impl SftpBackend {
+    /// Remove the file `name` (already validated).
+    fn remove(&self, name: &str) -> Result<(), BackendError> {
+        let full = self.full(name);
+        self.run("delete", name, |ctx, attempt| {
+            let full = full.clone();
+            async move {
+                match ctx.remove(&full, name).await {
+                    // The attempt cut off by the lost connection already removed it.
+                    Err(OpError::Fatal(BackendError::NotFound(_))) if attempt > 0 => Ok(()),
+                    other => other,
+                }
+            }
+        })
+    }
+}
+
+/// Seconds since the epoch on the server's clock: the mtime of a probe file written
+/// there, so a client clock that is off cannot make another writer's live file look old.
+async fn server_clock(ctx: &Ctx, probe: &str) -> Option<u64> {
+    ctx.write_new(probe, probe, b"").await.ok()?;
+    let attrs = ctx.stat(probe, probe).await;
+    let _ = ctx.conn.sftp.remove(probe).await;
+    attrs.ok()??.mtime.map(u64::from)
+}
+
 fn parent(path: &str) -> &str {
     path.rfind('/').map_or("", |i| &path[..i])
 }
@@ -377,7 +405,7 @@ impl Backend for SftpBackend {
         validate_name(name)?;
         let full = self.full(name);
         let dir = parent(&full).to_string();
-        let tmp_base = format!("{dir}/.tmp-{}", random_suffix());
+        let tmp_base = format!("{dir}/{TEMP_PREFIX}{}", random_suffix());
         self.run("write", name, |ctx, attempt| {
             let (full, dir, tmp_base) = (full.clone(), dir.clone(), tmp_base.clone());
             async move {
@@ -453,17 +481,7 @@ impl Backend for SftpBackend {
 
     fn delete(&self, name: &str) -> Result<(), BackendError> {
         validate_name(name)?;
-        let full = self.full(name);
-        self.run("delete", name, |ctx, attempt| {
-            let full = full.clone();
-            async move {
-                match ctx.remove(&full, name).await {
-                    // The attempt cut off by the lost connection already removed it.
-                    Err(OpError::Fatal(BackendError::NotFound(_))) if attempt > 0 => Ok(()),
-                    other => other,
-                }
-            }
-        })
+        self.remove(name)
     }
 
     fn rename(&self, from: &str, to: &str) -> Result<(), BackendError> {
@@ -486,5 +504,42 @@ impl Backend for SftpBackend {
                 ctx.rename_new(&src, &dst, to).await
             }
         })
+    }
+
+    fn list_temp(&self) -> Result<Vec<TempFile>, BackendError> {
+        let root = self.root.clone();
+        let probe = self.full(&format!("{TEMP_PREFIX}clock-{}", random_suffix()));
+        self.run("list temporary files in", &self.location, |ctx, _| {
+            let (root, probe) = (root.clone(), probe.clone());
+            async move {
+                let now = match server_clock(&ctx, &probe).await {
+                    Some(t) => t,
+                    // Read-only account or copy: our own clock is the best there is.
+                    None => std::time::SystemTime::now()
+                        .duration_since(std::time::UNIX_EPOCH)
+                        .map_or(0, |d| d.as_secs()),
+                };
+                let files = ctx.walk(&root, "").await?;
+                Ok(files
+                    .into_iter()
+                    .filter(|f| f.file_name.starts_with(TEMP_PREFIX))
+                    .map(|f| TempFile {
+                        name: f.name,
+                        size: f.attrs.size.unwrap_or(0),
+                        // No mtime, or one in the future: fresh, never removed on a guess.
+                        age: Duration::from_secs(
+                            f.attrs
+                                .mtime
+                                .map_or(0, |m| now.saturating_sub(u64::from(m))),
+                        ),
+                    })
+                    .collect())
+            }
+        })
+    }
+
+    fn remove_temp(&self, name: &str) -> Result<(), BackendError> {
+        validate_temp_name(name)?;
+        self.remove(name)
     }
 }

@@ -3,8 +3,9 @@ use vtool_transfer::{conformance, Backend, BackendError, LocalBackend};
 #[test]
 fn local_backend_passes_conformance() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let backend = LocalBackend::create(dir.path().join("repo")).expect("create");
-    conformance::run_all(&backend);
+    let root = dir.path().join("repo");
+    let backend = LocalBackend::create(&root).expect("create");
+    conformance::run_all(&backend, &root);
 }
 
 #[test]

@@ -15,9 +15,10 @@ fn sftp_backend_passes_conformance() {
     let server = Sshd::start();
     let root = server.dir.path().join("repos/one");
     let config = server.config(&root);
+    let planted = root.clone();
     within(180, "conformance suite", move || {
         let backend = SftpBackend::create(config).expect("create");
-        conformance::run_all(&backend);
+        conformance::run_all(&backend, &planted);
     });
     // Nothing half-written is left behind.
     let leftovers: Vec<_> = walk(&root)

@@ -274,6 +274,9 @@ pub struct CheckReport {
     pub problems: Vec<Problem>,
     pub unreferenced: Vec<Unreferenced>,
     pub notes: Vec<String>,
+    /// Temporary files of unfinished writes (a note, never a problem: the next backup or
+    /// copy removes the stale ones). `None` when they could not be listed.
+    pub temp_files: Option<vtool_transfer::TempSurvey>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub subset: Option<SubsetRun>,
     /// Packs re-hashed or read by this run.
@@ -331,6 +334,13 @@ pub fn check(
     c.check_indexes()?;
     c.check_snapshots()?;
     c.check_pack_structure()?;
+    match vtool_transfer::survey_temp(backend.as_ref()) {
+        Ok(t) => c.report.temp_files = Some(t),
+        Err(e) => c
+            .report
+            .notes
+            .push(format!("could not list temporary files: {e}")),
+    }
 
     let key = match (&repo, identity) {
         (Some(repo), Some(identity)) => Some(repo.unlock(identity).map_err(CheckError::Unlock)?),
@@ -466,6 +476,12 @@ impl Backend for Shared {
     }
     fn rename(&self, from: &str, to: &str) -> Result<(), BackendError> {
         self.0.rename(from, to)
+    }
+    fn list_temp(&self) -> Result<Vec<vtool_transfer::TempFile>, BackendError> {
+        self.0.list_temp()
+    }
+    fn remove_temp(&self, name: &str) -> Result<(), BackendError> {
+        self.0.remove_temp(name)
     }
 }
 

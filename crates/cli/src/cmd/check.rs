@@ -144,6 +144,16 @@ fn print_human(repo: &str, r: &CheckReport) {
             output::human_bytes(bytes)
         );
     }
+    if let Some(t) = r.temp_files.as_ref().filter(|t| t.files > 0) {
+        println!(
+            "note: {} temporary file(s) ({}) of unfinished writes, {} of them ({}) stale (untouched for {} min); the next backup or copy removes the stale ones",
+            t.files,
+            output::human_bytes(t.bytes),
+            t.stale,
+            output::human_bytes(t.stale_bytes),
+            vtool_transfer::STALE_TEMP_AGE.as_secs() / 60
+        );
+    }
     for n in &r.notes {
         println!("note: {n}");
     }

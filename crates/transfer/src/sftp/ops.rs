@@ -358,6 +358,21 @@ impl Ctx {
 
     /// Every regular file below `dir` (relative name `prefix`), skipping dot-names.
     pub async fn list(&self, root: &str, prefix: &str) -> Result<Vec<ObjectInfo>, OpError> {
+        let files = self.walk(root, prefix).await?;
+        Ok(files
+            .into_iter()
+            // Dot-files are temporary files of unfinished writes.
+            .filter(|f| !f.file_name.starts_with('.'))
+            .map(|f| ObjectInfo {
+                name: f.name,
+                size: f.attrs.size.unwrap_or(0),
+            })
+            .collect())
+    }
+
+    /// Every regular file below `prefix` (`""`: all of `root`), dot-files included, not
+    /// descending into dot-directories.
+    pub async fn walk(&self, root: &str, prefix: &str) -> Result<Vec<Listed>, OpError> {
         let mut out = Vec::new();
         let mut pending = vec![prefix.to_string()];
         let mut tasks = JoinSet::new();
@@ -365,7 +380,11 @@ impl Ctx {
             while tasks.len() < LIST_IN_FLIGHT {
                 let Some(rel) = pending.pop() else { break };
                 let sftp = Arc::clone(&self.conn.sftp);
-                let path = format!("{root}/{rel}");
+                let path = match (root, rel.as_str()) {
+                    ("", "") => "/".to_string(),
+                    (root, "") => root.to_string(),
+                    (root, rel) => format!("{root}/{rel}"),
+                };
                 tasks.spawn(async move { (read_dir(&sftp, &path).await, rel) });
             }
             let Some(done) = tasks.join_next().await else {
@@ -389,21 +408,31 @@ impl Ctx {
                 },
             };
             for (file_name, attrs) in entries {
-                if file_name.starts_with('.') {
-                    continue; // ".", ".." and temporary files of unfinished writes
-                }
-                let name = format!("{rel}/{file_name}");
-                if is_dir(&attrs) {
+                let name = if rel.is_empty() {
+                    file_name.clone()
+                } else {
+                    format!("{rel}/{file_name}")
+                };
+                if is_dir(&attrs) && !file_name.starts_with('.') {
                     pending.push(name);
                 } else if is_file(&attrs) {
-                    out.push(ObjectInfo {
+                    out.push(Listed {
                         name,
-                        size: attrs.size.unwrap_or(0),
+                        file_name,
+                        attrs,
                     });
                 }
             }
         }
     }
+}
+
+/// A regular file found by [`Ctx::walk`].
+pub(super) struct Listed {
+    /// Relative to the repository root.
+    pub name: String,
+    pub file_name: String,
+    pub attrs: FileAttributes,
 }
 
 async fn read_dir(
