@@ -391,6 +391,7 @@ fn crafted_snapshot_with_traversal_name_is_refused_on_restore() {
                     size: pack.bytes.len() as u64,
                     blobs: pack.blobs,
                 }],
+                rebuilt: None,
             })
             .expect("index");
         let snap = Snapshot {

@@ -48,6 +48,11 @@ enum Command {
         #[command(subcommand)]
         command: cmd::keys::Command,
     },
+    /// Repair a damaged repository from what it still holds (`repair index`).
+    Repair {
+        #[command(subcommand)]
+        command: cmd::repair::Command,
+    },
     /// List the client profiles: what each client keeps where, what is rebuildable, live locks.
     Profiles(cmd::profiles::Args),
     /// Inspect, split and merge EIP-3076 slashing-protection interchange files.
@@ -83,6 +88,7 @@ fn main() -> ExitCode {
         Command::Keys { command } => cmd::keys::run(command),
         Command::Slashing { command } => cmd::slashing::run(command),
         Command::Profiles(a) => cmd::profiles::run(a),
+        Command::Repair { command } => cmd::repair::run(command),
     };
     match result {
         Ok(Outcome::Ok) => ExitCode::SUCCESS,

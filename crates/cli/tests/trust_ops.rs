@@ -229,3 +229,206 @@ fn stale_temp_files_are_reported_by_check_and_removed_by_the_next_backup_and_cop
         fs::read(src.join("db/state.bin")).expect("source")
     );
 }
+
+fn files_in(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in fs::read_dir(&d).expect("readdir") {
+            let p = e.expect("entry").path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if !p
+                .file_name()
+                .expect("name")
+                .to_string_lossy()
+                .starts_with('.')
+            {
+                out.push(p);
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+fn same_tree(a: &Path, b: &Path) {
+    let rel = |root: &Path| -> Vec<_> {
+        files_in(root)
+            .into_iter()
+            .map(|p| {
+                (
+                    p.strip_prefix(root).expect("below").to_path_buf(),
+                    fs::read(&p).expect("read"),
+                )
+            })
+            .collect()
+    };
+    assert!(
+        rel(a) == rel(b),
+        "restored tree differs from {}",
+        b.display()
+    );
+}
+
+fn repair(env: &Env, extra: &[&str], code: i32) -> serde_json::Value {
+    let (repo, id) = (env.repo(), env.identity());
+    let mut args = vec![
+        "repair",
+        "index",
+        "--repo",
+        &repo,
+        "--identity",
+        &id,
+        "--json",
+    ];
+    args.extend_from_slice(extra);
+    env.json_with(&args, code)
+}
+
+/// Restore into a fresh target and return the exit status.
+fn restore_status(env: &Env, target: &str) -> i32 {
+    let out = env.with_identity("restore", &["latest", "--target", s(&env.path(target))]);
+    out.status.code().unwrap_or(-1)
+}
+
+#[test]
+fn repair_index_rebuilds_a_damaged_or_lost_index_from_the_packs() {
+    for damage in ["flip", "delete"] {
+        let env = Env::with_repo();
+        let src = node(&env);
+        fs::write(
+            src.join("db/other.bin"),
+            (0..3_000_000u32)
+                .map(|i| (i * 31 % 251) as u8)
+                .collect::<Vec<_>>(),
+        )
+        .expect("write");
+        env.backup(&[s(&src)]);
+        let indexes = files_in(&env.path("repo/index"));
+        assert!(!indexes.is_empty());
+        for index in &indexes {
+            if damage == "flip" {
+                let mut d = fs::read(index).expect("read");
+                let i = d.len() / 2;
+                d[i] ^= 0x10;
+                fs::write(index, d).expect("write");
+            } else {
+                fs::remove_file(index).expect("delete");
+            }
+        }
+        assert_eq!(
+            restore_status(&env, "before"),
+            3,
+            "{damage}: restore without an index"
+        );
+
+        // A dry run finds the packs and writes nothing.
+        let dry = repair(&env, &["--dry-run"], 0);
+        assert!(
+            dry["packs_reindexed"].as_u64().expect("count") >= 1,
+            "{dry}"
+        );
+        assert_eq!(dry["packs_indexed"], 0, "{dry}");
+        assert_eq!(
+            dry["new_indexes"].as_array().expect("list").len(),
+            0,
+            "{dry}"
+        );
+        assert_eq!(
+            files_in(&env.path("repo/index")).len(),
+            if damage == "flip" { indexes.len() } else { 0 }
+        );
+        assert_eq!(restore_status(&env, "after-dry-run"), 3);
+
+        let done = repair(&env, &[], 0);
+        assert_eq!(done["packs_reindexed"], dry["packs_reindexed"], "{done}");
+        assert_eq!(done["blobs_reindexed"], dry["blobs_reindexed"], "{done}");
+        assert!(
+            done["unreadable"].as_array().expect("list").is_empty(),
+            "{done}"
+        );
+        assert!(
+            done["bad_blobs"].as_array().expect("list").is_empty(),
+            "{done}"
+        );
+        for index in &indexes {
+            assert_eq!(
+                index.exists(),
+                damage == "flip",
+                "{damage}: repair deleted or restored {}",
+                index.display()
+            );
+        }
+
+        let target = env.path("restored");
+        env.restore_latest(&target);
+        same_tree(&target.join("node"), &src);
+        let (repo, id) = (env.repo(), env.identity());
+        let check = env.json_with(
+            &[
+                "check",
+                "--repo",
+                &repo,
+                "--identity",
+                &id,
+                "--read-data",
+                "--json",
+            ],
+            if damage == "flip" { 3 } else { 0 },
+        );
+        // The damaged index is left in place and still reported; nothing else is wrong.
+        for p in check["problems"].as_array().expect("problems") {
+            assert_eq!(p["kind"], "index", "{damage}: {check}");
+        }
+        assert_eq!(check["counts"]["packs_unreferenced"], 0, "{check}");
+
+        // Idempotent: nothing left to do.
+        let again = repair(&env, &[], 0);
+        assert_eq!(again["packs_reindexed"], 0, "{again}");
+        assert!(
+            again["new_indexes"].as_array().expect("list").is_empty(),
+            "{again}"
+        );
+    }
+}
+
+#[test]
+fn repair_index_skips_a_damaged_pack_and_reports_it() {
+    let env = Env::with_repo();
+    let src = node(&env);
+    env.backup(&[s(&src)]);
+    for index in files_in(&env.path("repo/index")) {
+        fs::remove_file(index).expect("delete");
+    }
+    let packs = files_in(&env.path("repo/packs"));
+    let victim = packs
+        .iter()
+        .max_by_key(|p| fs::metadata(p).expect("stat").len())
+        .expect("a pack");
+    let mut d = fs::read(victim).expect("read");
+    let i = d.len() / 2;
+    d[i] ^= 1;
+    fs::write(victim, d).expect("write");
+    let r = repair(&env, &[], 3);
+    let unreadable = r["unreadable"].as_array().expect("list");
+    assert_eq!(unreadable.len(), 1, "{r}");
+    let victim_name = victim
+        .strip_prefix(env.path("repo"))
+        .expect("in repo")
+        .display()
+        .to_string();
+    assert_eq!(unreadable[0]["object"], victim_name.as_str(), "{r}");
+    assert!(
+        unreadable[0]["reason"]
+            .as_str()
+            .expect("reason")
+            .contains("hash"),
+        "{r}"
+    );
+    assert_eq!(
+        r["packs_reindexed"].as_u64(),
+        Some(packs.len() as u64 - 1),
+        "{r}"
+    );
+}

@@ -334,6 +334,7 @@ impl Engine<'_> {
         self.repo.save_index(&IndexFile {
             version: FORMAT_VERSION,
             packs,
+            rebuilt: None,
         })?;
         Ok(())
     }

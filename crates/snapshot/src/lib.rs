@@ -35,6 +35,7 @@ pub mod keys;
 pub mod merkle;
 pub mod pack;
 pub mod reader;
+pub mod repair;
 pub mod repofile;
 mod repository;
 mod restore;

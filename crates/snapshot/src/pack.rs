@@ -12,6 +12,14 @@ pub fn pack_name(id: &Id) -> String {
     format!("packs/{}/{}", &hex[..2], hex)
 }
 
+/// `packs/ab/ab12…` → the pack id, if the name is well-formed (the inverse of [`pack_name`]).
+pub fn parse_pack_name(name: &str) -> Option<Id> {
+    let rest = name.strip_prefix("packs/")?;
+    let (dir, hex) = rest.split_once('/')?;
+    let id = Id::from_hex(hex)?;
+    (hex == id.to_hex() && dir == &hex[..2]).then_some(id)
+}
+
 /// Builds one pack in memory.
 pub struct PackWriter {
     stream: age::stream::StreamWriter<Vec<u8>>,

@@ -78,6 +78,10 @@ pub struct PackedBlob {
 pub struct IndexFile {
     pub version: u32,
     pub packs: Vec<IndexedPack>,
+    /// Set by `repair index` (RFC 3339 UTC): rebuilt from pack trailers. It also keeps the
+    /// rebuilt file's name apart from a damaged original with the same listing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rebuilt: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

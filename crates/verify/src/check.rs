@@ -48,7 +48,7 @@ use serde::{Deserialize, Serialize};
 use vtool_snapshot::age::x25519::Identity;
 use vtool_snapshot::index::{decode_index, MasterIndex};
 use vtool_snapshot::keys::RestoreKey;
-use vtool_snapshot::pack::{blob_slice, pack_name, read_trailer};
+use vtool_snapshot::pack::{blob_slice, pack_name, parse_pack_name, read_trailer};
 use vtool_snapshot::reader::BlobReader;
 use vtool_snapshot::repofile::{BlobKind, IndexFile, Node, NodeKind, PackedBlob, Snapshot};
 use vtool_snapshot::{blob, crypto, Id, Repository};
@@ -525,14 +525,6 @@ fn join(rel: &str, name: &str) -> String {
     } else {
         format!("{rel}/{name}")
     }
-}
-
-/// `packs/ab/ab12…` → the pack id, if the name is well-formed.
-fn parse_pack_name(name: &str) -> Option<Id> {
-    let rest = name.strip_prefix("packs/")?;
-    let (dir, hex) = rest.split_once('/')?;
-    let id = Id::from_hex(hex)?;
-    (hex.len() == 64 && hex == id.to_hex() && dir == &hex[..2]).then_some(id)
 }
 
 impl Checker {

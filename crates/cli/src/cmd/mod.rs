@@ -8,6 +8,7 @@ pub mod drills;
 pub mod init;
 pub mod keys;
 pub mod profiles;
+pub mod repair;
 pub mod restore;
 pub mod slashing;
 pub mod snapshots;

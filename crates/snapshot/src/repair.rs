@@ -1,0 +1,369 @@
+//! Rebuilding indexes from the packs themselves (`vtool repair index`).
+//!
+//! Every pack ends in a trailer listing its blobs (see [`crate::pack::read_trailer`]), inside
+//! the age encryption, so a lost or damaged index costs nothing but a re-read: the packs that
+//! no intact index lists are decrypted with the restore identity, their trailers checked
+//! (every entry inside the pack's data, and with [`RepairIndexOptions::verify_blobs`] every
+//! blob against its keyed id) and new index files written for them. Nothing is deleted or
+//! overwritten: a damaged index file stays where it is (loading and `check` already skip
+//! and report it), the new ones simply list its packs again.
+//!
+//! This lives beside the repository format rather than in `vtool-verify` because it writes
+//! repository objects ([`Repository::save_index`]) from the format's own parts (pack
+//! trailers, index files); checking only reports.
+
+use std::collections::HashSet;
+
+use rayon::prelude::*;
+use serde::Serialize;
+use vtool_transfer::BackendError;
+
+use crate::keys::RestoreKey;
+use crate::pack::{blob_slice, decrypt_pack, pack_name, parse_pack_name};
+use crate::repofile::{BlobKind, IndexFile, IndexedPack, PackedBlob, FORMAT_VERSION};
+use crate::{blob, Error, Id, Repository, Result};
+
+/// Packs per new index file, as a backup writes them.
+const PACKS_PER_INDEX: usize = 64;
+/// Largest tree blob accepted while verifying: a planted pack (the recipients are public)
+/// must not make repair inflate gigabytes. A directory of a million entries stays below it.
+const MAX_TREE_RAW: u32 = 256 << 20;
+
+/// What `repair index` should do.
+#[derive(Debug, Clone)]
+pub struct RepairIndexOptions {
+    /// Find and check the packs to re-index, but write nothing.
+    pub dry_run: bool,
+    /// Decode every blob and check it against its keyed id; blobs that fail are left out of
+    /// the new index. Without it only the pack's hash and the trailer's bounds are checked.
+    pub verify_blobs: bool,
+}
+
+impl Default for RepairIndexOptions {
+    fn default() -> Self {
+        RepairIndexOptions {
+            dry_run: false,
+            verify_blobs: true,
+        }
+    }
+}
+
+/// Receives progress of the pack scan.
+pub trait RepairProgress: Sync {
+    /// `packs` packs of `bytes` stored bytes are about to be read.
+    fn start(&self, _packs: u64, _bytes: u64) {}
+    fn pack_done(&self, _bytes: u64) {}
+}
+
+/// Progress sink that ignores everything.
+pub struct NoRepairProgress;
+impl RepairProgress for NoRepairProgress {}
+
+/// A pack that could not be re-indexed, with why.
+#[derive(Debug, Clone, Serialize)]
+pub struct UnreadablePack {
+    pub object: String,
+    pub reason: String,
+}
+
+/// A blob a pack's trailer lists that failed verification and was left out.
+#[derive(Debug, Clone, Serialize)]
+pub struct BadBlob {
+    pub pack: String,
+    pub blob: String,
+    pub reason: String,
+}
+
+/// What `repair index` found and did.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct RepairIndexReport {
+    pub dry_run: bool,
+    /// Packs stored in the repository.
+    pub packs: u64,
+    /// Of them, listed by an intact index and left alone.
+    pub packs_indexed: u64,
+    /// Index files that could not be used, with why (kept; their packs are re-indexed).
+    pub damaged_indexes: Vec<String>,
+    /// Packs decrypted and re-indexed (or, on a dry run, that would be).
+    pub packs_reindexed: u64,
+    pub blobs_reindexed: u64,
+    pub bytes_read: u64,
+    /// Index objects written (none on a dry run).
+    pub new_indexes: Vec<String>,
+    pub unreadable: Vec<UnreadablePack>,
+    pub bad_blobs: Vec<BadBlob>,
+}
+
+impl RepairIndexReport {
+    /// True when every pack is indexed again with all its blobs.
+    pub fn complete(&self) -> bool {
+        self.unreadable.is_empty() && self.bad_blobs.is_empty()
+    }
+}
+
+/// Re-index every pack that no intact index lists. Per-pack damage is reported, not
+/// returned; `Err` means the repository could not be listed or written.
+pub fn repair_index(
+    repo: &Repository,
+    key: &RestoreKey,
+    opts: &RepairIndexOptions,
+    progress: &dyn RepairProgress,
+) -> Result<RepairIndexReport> {
+    let backend = repo.backend();
+    // Straight from the repository: a cached copy might hide what is stored now.
+    let index = repo.load_index(None)?;
+    let mut report = RepairIndexReport {
+        dry_run: opts.dry_run,
+        damaged_indexes: index.damaged.clone(),
+        ..Default::default()
+    };
+    let mut todo = Vec::new();
+    for obj in backend.list("packs")? {
+        let Some(id) = parse_pack_name(&obj.name) else {
+            report.unreadable.push(UnreadablePack {
+                object: obj.name,
+                reason: "not a pack name (packs/<2 hex>/<64 hex>)".into(),
+            });
+            continue;
+        };
+        report.packs += 1;
+        if index.packs().contains_key(&id) {
+            report.packs_indexed += 1;
+        } else {
+            todo.push((id, obj.size));
+        }
+    }
+    todo.sort();
+    progress.start(todo.len() as u64, todo.iter().map(|(_, s)| s).sum());
+
+    let max_chunk = repo.config().chunker.max_size;
+    let pool = crate::reader::pack_fetch_pool()?;
+    let scanned = pool.install(|| {
+        todo.par_iter()
+            .map(|(id, _)| -> Result<Scanned> {
+                let name = pack_name(id);
+                let stored = match backend.get(&name) {
+                    Ok(d) => d,
+                    // Gone since it was listed (a concurrent prune): nothing to index.
+                    Err(BackendError::NotFound(_)) => return Ok(Scanned::Gone),
+                    Err(e) => return Err(e.into()),
+                };
+                let size = stored.len() as u64;
+                let scanned = scan_pack(key, id, &stored, opts.verify_blobs, max_chunk);
+                progress.pack_done(size);
+                Ok(match scanned {
+                    Ok((blobs, bad)) => Scanned::Pack {
+                        pack: IndexedPack {
+                            id: *id,
+                            size,
+                            blobs,
+                        },
+                        bad,
+                    },
+                    Err(reason) => Scanned::Unreadable { size, reason },
+                })
+            })
+            .collect::<Result<Vec<_>>>()
+    })?;
+
+    let mut packs = Vec::new();
+    for ((id, _), s) in todo.iter().zip(scanned) {
+        match s {
+            Scanned::Gone => {}
+            Scanned::Unreadable { size, reason } => {
+                report.bytes_read += size;
+                report.unreadable.push(UnreadablePack {
+                    object: pack_name(id),
+                    reason,
+                });
+            }
+            Scanned::Pack { pack, bad } => {
+                report.bytes_read += pack.size;
+                report
+                    .bad_blobs
+                    .extend(bad.into_iter().map(|(blob, reason)| BadBlob {
+                        pack: pack_name(id),
+                        blob: blob.to_hex(),
+                        reason,
+                    }));
+                report.packs_reindexed += 1;
+                report.blobs_reindexed += pack.blobs.len() as u64;
+                packs.push(pack);
+            }
+        }
+    }
+    if !opts.dry_run {
+        for group in packs.chunks(PACKS_PER_INDEX) {
+            let id = repo.save_index(&IndexFile {
+                version: FORMAT_VERSION,
+                packs: group.to_vec(),
+                rebuilt: Some(crate::now_rfc3339()),
+            })?;
+            report.new_indexes.push(format!("index/{id}"));
+        }
+    }
+    Ok(report)
+}
+
+enum Scanned {
+    Gone,
+    Unreadable {
+        size: u64,
+        reason: String,
+    },
+    Pack {
+        pack: IndexedPack,
+        bad: Vec<(Id, String)>,
+    },
+}
+
+/// The blobs of one pack worth indexing, and those left out with why; `Err` when the pack
+/// as a whole cannot be trusted.
+#[allow(clippy::type_complexity)]
+fn scan_pack(
+    key: &RestoreKey,
+    id: &Id,
+    stored: &[u8],
+    verify: bool,
+    max_chunk: u32,
+) -> std::result::Result<(Vec<PackedBlob>, Vec<(Id, String)>), String> {
+    let actual = Id::from(blake3::Hasher::new().update_rayon(stored).finalize());
+    if actual != *id {
+        return Err(format!(
+            "its stored bytes hash to {}, not to its name (bit rot or tampering)",
+            actual.short()
+        ));
+    }
+    let plain = decrypt_pack(&key.identity, id, stored).map_err(|e| reason(&e))?;
+    let (data, trailer) = split_trailer(&plain)?;
+    let mut keep = Vec::with_capacity(trailer.len());
+    let mut bad = Vec::new();
+    let mut seen = HashSet::new();
+    for b in trailer {
+        let checked = blob_slice(data, &b)
+            .map_err(|_| "the trailer places it outside the pack's data".to_string())
+            .and_then(|stored| {
+                if verify {
+                    verify_blob(key, stored, &b, max_chunk)
+                } else {
+                    Ok(())
+                }
+            });
+        match checked {
+            Ok(()) if seen.insert(b.id) => keep.push(b),
+            Ok(()) => {} // listed twice in one pack: the first copy serves
+            Err(why) => bad.push((b.id, why)),
+        }
+    }
+    Ok((keep, bad))
+}
+
+/// The pack's blob data and its trailer's entries.
+fn split_trailer(plain: &[u8]) -> std::result::Result<(&[u8], Vec<PackedBlob>), String> {
+    let blobs = crate::pack::read_trailer(plain).map_err(|e| reason(&e))?;
+    // read_trailer succeeded, so the length word and the trailer are within `plain`.
+    let len_at = plain.len() - 4;
+    let len = plain
+        .get(len_at..)
+        .and_then(|b| b.try_into().ok())
+        .map(u32::from_le_bytes)
+        .ok_or("pack trailer is damaged")? as usize;
+    Ok((&plain[..len_at - len], blobs))
+}
+
+fn verify_blob(
+    key: &RestoreKey,
+    stored: &[u8],
+    b: &PackedBlob,
+    max_chunk: u32,
+) -> std::result::Result<(), String> {
+    let limit = match b.kind {
+        BlobKind::Data => max_chunk,
+        BlobKind::Tree => MAX_TREE_RAW,
+    };
+    if b.raw_length > limit {
+        return Err(format!(
+            "it claims {} bytes, more than a {:?} blob may hold ({limit})",
+            b.raw_length, b.kind
+        ));
+    }
+    let raw = blob::decode(stored, b.raw_length, b.compressed).map_err(|e| reason(&e))?;
+    if key.chunk_key.blob_id(&raw) != b.id {
+        return Err("its content does not match its id".into());
+    }
+    Ok(())
+}
+
+/// A per-pack error as one line, without the "repository data is damaged" prefix.
+fn reason(e: &Error) -> String {
+    match e {
+        Error::Corrupt(m) | Error::WrongKey(m) => m.clone(),
+        other => other.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::blob::EncodedBlob;
+    use crate::pack::PackWriter;
+
+    #[test]
+    fn blobs_that_fail_verification_are_left_out_and_reported() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let backend = vtool_transfer::LocalBackend::create(dir.path()).expect("backend");
+        let identity = age::x25519::Identity::generate();
+        let new = Repository::init(Box::new(backend), vec![identity.to_public()]).expect("init");
+        let (repo, chunk_key) = (new.repo, new.backup_key.chunk_key);
+        let key = RestoreKey {
+            identity,
+            chunk_key: chunk_key.clone(),
+        };
+        let raw = |data: &[u8], raw_length: u32, compressed: bool| EncodedBlob {
+            data: data.to_vec(),
+            raw_length,
+            compressed,
+        };
+        let mut w = PackWriter::new(&new.backup_key.recipients, 1024).expect("writer");
+        let good = chunk_key.blob_id(b"good chunk");
+        w.add(good, BlobKind::Data, &raw(b"good chunk", 10, false))
+            .expect("add");
+        let liar = chunk_key.blob_id(b"something else");
+        w.add(liar, BlobKind::Data, &raw(b"wrong bytes", 11, false))
+            .expect("add");
+        // A zstd frame claiming 4 GiB: refused before anything is inflated.
+        let bomb = Id::hash(b"bomb");
+        let frame = zstd::bulk::compress(&[0u8; 64], 1).expect("zstd");
+        w.add(bomb, BlobKind::Data, &raw(&frame, u32::MAX, true))
+            .expect("add");
+        let pack = w.finish().expect("finish");
+        repo.backend()
+            .put(&pack_name(&pack.id), &pack.bytes)
+            .expect("put");
+
+        let opts = RepairIndexOptions::default();
+        let r = repair_index(&repo, &key, &opts, &NoRepairProgress).expect("repair");
+        assert_eq!((r.packs, r.packs_reindexed, r.blobs_reindexed), (1, 1, 1));
+        let mut bad: Vec<&str> = r.bad_blobs.iter().map(|b| b.blob.as_str()).collect();
+        bad.sort();
+        let mut want = vec![liar.to_hex(), bomb.to_hex()];
+        want.sort();
+        assert_eq!(bad, want);
+        assert!(!r.complete());
+        let index = repo.load_index(None).expect("index");
+        assert!(index.contains(&good) && !index.contains(&liar) && !index.contains(&bomb));
+
+        // The rebuilt index now lists the pack: a second run has nothing to do.
+        let r = repair_index(
+            &repo,
+            &key,
+            &RepairIndexOptions {
+                dry_run: true,
+                verify_blobs: false,
+            },
+            &NoRepairProgress,
+        )
+        .expect("repair");
+        assert_eq!((r.packs_indexed, r.packs_reindexed), (1, 0));
+    }
+}
