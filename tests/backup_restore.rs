@@ -339,7 +339,7 @@ fn missing_source_is_refused_before_anything_is_written() {
         ),
     }
     assert_eq!(t.objects(), before);
-    assert!(t.repo.snapshots().expect("snapshots").is_empty());
+    assert!(t.repo.snapshots().expect("snapshots").objects.is_empty());
 }
 
 #[test]

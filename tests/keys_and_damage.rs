@@ -118,7 +118,7 @@ fn backup_key_of_another_repository_is_refused_and_nothing_is_written() {
         "repository changed:\n{}",
         diffs.join("\n")
     );
-    assert_eq!(t.repo.snapshots().expect("snapshots").len(), 1);
+    assert_eq!(t.repo.snapshots().expect("snapshots").objects.len(), 1);
 }
 
 // ---------------------------------------------------------------------------------------
@@ -283,7 +283,7 @@ fn altered_snapshot_fails_authentication() {
     let name = format!("snapshots/{}", r.snapshot_id);
     let mut json: serde_json::Value =
         serde_json::from_slice(&t.local().get(&name).expect("get")).expect("snapshot json");
-    json["hostname"] = serde_json::Value::String("attacker".into());
+    json["body"]["hostname"] = serde_json::Value::String("attacker".into());
     let forged = serde_json::to_vec_pretty(&json).expect("json");
     let forged_id = Id::hash(&forged);
     t.local()
@@ -293,7 +293,7 @@ fn altered_snapshot_fails_authentication() {
     // It lists (listing needs no key) ...
     let (id, snap) = t
         .repo
-        .find_snapshot(&forged_id.to_hex())
+        .find_snapshot(&forged_id.to_hex(), None)
         .expect("find forged");
     assert_eq!(id, forged_id);
     assert_eq!(snap.hostname, "attacker");
@@ -405,11 +405,10 @@ fn crafted_snapshot_with_traversal_name_is_refused_on_restore() {
             fingerprint: merkle::tree_hash(&tree).expect("merkle"),
             summary: SnapshotSummary::default(),
             labels: Default::default(),
-            mac: String::new(),
         };
         let (id, _) = t
             .repo
-            .save_snapshot(snap, &key.chunk_key)
+            .save_snapshot(&snap, &key.chunk_key)
             .expect("save snapshot");
 
         let target = work.path().join("t/inner");
@@ -476,7 +475,8 @@ fn hostile_config_is_refused_on_open() {
         let path = t.path().join("config");
         let mut config: serde_json::Value =
             serde_json::from_slice(&fs::read(&path).expect("read config")).expect("json");
-        edit(&mut config);
+        // Checked on open, before any key authenticates the config.
+        edit(&mut config["body"]);
         fs::write(&path, serde_json::to_vec_pretty(&config).expect("json")).expect("write");
         match Repository::open(Box::new(t.local())) {
             Err(Error::Corrupt(msg)) if what != "version" => {
@@ -572,7 +572,7 @@ fn full_disk_fails_cleanly_and_the_repository_stays_usable() {
         }
         // No snapshot was written; the repository opens and the earlier snapshot restores.
         let repo = t.reopen();
-        let snaps = repo.snapshots().expect("snapshots");
+        let snaps = repo.snapshots().expect("snapshots").objects;
         assert_eq!(snaps.len(), 1, "{what}: a snapshot was written");
         assert_eq!(snaps[0].0, first.snapshot_id);
         let key = repo.unlock(t.identity.clone()).expect("unlock");
@@ -585,7 +585,7 @@ fn full_disk_fails_cleanly_and_the_repository_stays_usable() {
 
     // With space again, the backup succeeds and restores exactly.
     let ok = t.backup(&[&src], true);
-    assert_eq!(t.repo.snapshots().expect("snapshots").len(), 2);
+    assert_eq!(t.repo.snapshots().expect("snapshots").objects.len(), 2);
     let out = work.path().join("out-final");
     let rep = t.restore(&ok.snapshot_id.to_hex(), &out).expect("restore");
     assert!(rep.damaged.is_empty(), "{:?}", rep.damaged);

@@ -353,10 +353,15 @@ impl TestRepo {
     pub fn with_pack_size(pack_size: u64) -> Self {
         let mut t = TestRepo::new();
         let path = t.path().join("config");
-        let mut config: serde_json::Value =
-            serde_json::from_slice(&fs::read(&path).expect("read config")).expect("config json");
-        config["pack_size"] = pack_size.into();
-        fs::write(&path, serde_json::to_vec_pretty(&config).expect("json")).expect("write config");
+        let mut config = t.repo.config().clone();
+        config.pack_size = pack_size;
+        let sealed = vtool_snapshot::sealed::seal(
+            vtool_snapshot::sealed::SealedKind::Config,
+            &config,
+            &t.backup_key.chunk_key,
+        )
+        .expect("seal config");
+        fs::write(&path, sealed).expect("write config");
         t.repo = t.reopen();
         assert_eq!(t.repo.config().pack_size, pack_size);
         t
@@ -392,7 +397,7 @@ impl TestRepo {
     /// Restore a snapshot (id prefix or `latest`) into `target`.
     pub fn restore(&self, snapshot: &str, target: &Path) -> vtool_snapshot::Result<RestoreReport> {
         let key = self.repo.unlock(self.identity.clone())?;
-        let (_, snap) = self.repo.find_snapshot(snapshot)?;
+        let (_, snap) = self.repo.find_snapshot(snapshot, Some(&key.chunk_key))?;
         restore(
             &self.repo,
             &key,

@@ -231,9 +231,10 @@ fn altered_or_forged_drill_records_are_flagged() {
     let mut record: Value =
         serde_json::from_slice(&fs::read(env.path(&format!("repo/{name}"))).expect("read"))
             .expect("json");
-    record["passed"] = Value::Bool(true);
-    record["failure"] = Value::Null;
-    record["time"] = Value::String("2099-01-01T00:00:00Z".into());
+    let body = &mut record["body"];
+    body["passed"] = Value::Bool(true);
+    body["failure"] = Value::Null;
+    body["time"] = Value::String("2099-01-01T00:00:00Z".into());
     let data = serde_json::to_vec_pretty(&record).expect("json");
     let forged = format!("drills/{}", blake3::hash(&data).to_hex());
     fs::write(env.path(&format!("repo/{forged}")), &data).expect("write");

@@ -242,10 +242,10 @@ pub fn backup(
             duration_secs: started.elapsed().as_secs_f64(),
         },
         labels: opts.labels.clone(),
-        mac: String::new(),
     };
     // The stored copy is returned as is: re-listing every snapshot would cost a read each.
-    let (snapshot_id, snapshot) = repo.save_snapshot(snapshot, &key.chunk_key)?;
+    let (snapshot_id, stored) = repo.save_snapshot(&snapshot, &key.chunk_key)?;
+    let snapshot = stored.into_value();
 
     if let Some(cache) = &cache {
         let files: FilesCache = scan

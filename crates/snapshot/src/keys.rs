@@ -37,6 +37,15 @@ impl ChunkKey {
         blake3::keyed_hash(&key, data).to_hex().to_string()
     }
 
+    /// Whether `mac` (lowercase hex, as written) is the tag of `data`, compared in
+    /// constant time.
+    pub fn mac_matches(&self, context: &str, data: &[u8], mac: &str) -> bool {
+        let key = blake3::derive_key(context, &self.0);
+        // from_hex also takes upper case; only the form vtool writes is accepted.
+        let lower = mac.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
+        lower && blake3::Hash::from_hex(mac).is_ok_and(|m| m == blake3::keyed_hash(&key, data))
+    }
+
     fn to_hex(&self) -> String {
         hex::encode(self.0)
     }
@@ -52,6 +61,8 @@ impl ChunkKey {
 #[derive(Clone)]
 pub struct BackupKey {
     pub repo_id: Id,
+    /// Repository format the key was made for; from 2 on the config must be sealed.
+    pub format: u32,
     pub recipients: Vec<age::x25519::Recipient>,
     pub chunk_key: ChunkKey,
 }
@@ -60,6 +71,8 @@ pub struct BackupKey {
 pub struct RestoreKey {
     pub identity: age::x25519::Identity,
     pub chunk_key: ChunkKey,
+    /// Repository format of the key object; from 2 on the config must be sealed.
+    pub format: u32,
 }
 
 /// Parse age recipient strings (`age1…`).
@@ -76,7 +89,7 @@ impl BackupKey {
     pub fn to_file(&self) -> BackupKeyFile {
         BackupKeyFile {
             kind: BACKUP_KEY_KIND.into(),
-            version: 1,
+            version: self.format,
             repo_id: self.repo_id,
             recipients: self.recipients.iter().map(|r| r.to_string()).collect(),
             chunk_key: self.chunk_key.to_hex(),
@@ -100,6 +113,7 @@ impl BackupKey {
         }
         Ok(BackupKey {
             repo_id: file.repo_id,
+            format: file.version,
             recipients: parse_recipients(&file.recipients)?,
             chunk_key: ChunkKey::from_hex(&file.chunk_key)
                 .ok_or_else(|| bad("chunk_key is not 64 hex digits".into()))?,
@@ -116,6 +130,7 @@ impl BackupKey {
         KeyObject {
             repo_id: self.repo_id,
             chunk_key: self.chunk_key.to_hex(),
+            format: self.format,
         }
     }
 }
@@ -128,6 +143,7 @@ impl RestoreKey {
         Ok(RestoreKey {
             identity,
             chunk_key,
+            format: obj.format,
         })
     }
 }

@@ -15,7 +15,7 @@
 //!
 //! // restore needs the identity
 //! let key = new.repo.unlock(identity)?;
-//! let (_, snap) = new.repo.find_snapshot("latest")?;
+//! let (_, snap) = new.repo.find_snapshot("latest", Some(&key.chunk_key))?;
 //! let ropts = RestoreOptions { target: "/tmp/drill".into(), ..Default::default() };
 //! restore(&new.repo, &key, &snap, &ropts, &NoProgress)?;
 //! # Ok(()) }
@@ -40,6 +40,7 @@ pub mod repofile;
 mod repository;
 mod restore;
 mod scan;
+pub mod sealed;
 pub mod tree;
 
 pub use age;

@@ -318,6 +318,7 @@ mod tests {
         let key = RestoreKey {
             identity,
             chunk_key: chunk_key.clone(),
+            format: new.backup_key.format,
         };
         let raw = |data: &[u8], raw_length: u32, compressed: bool| EncodedBlob {
             data: data.to_vec(),

@@ -6,9 +6,9 @@ use serde::{Deserialize, Serialize};
 use crate::Id;
 
 /// Version of the repository format written by this build.
-pub const FORMAT_VERSION: u32 = 1;
+pub const FORMAT_VERSION: u32 = 2;
 
-/// `config`: plaintext JSON, written once by `init`.
+/// `config`: written once by `init`; from format 2 on a sealed object (see [`crate::sealed`]).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Config {
     pub version: u32,
@@ -39,6 +39,14 @@ pub struct KeyObject {
     pub repo_id: Id,
     /// Key of the keyed BLAKE3 that names chunks (hex).
     pub chunk_key: String,
+    /// Repository format the key was made for (absent in format 1): from 2 on, a key holder
+    /// refuses an unsealed config, so a storage host cannot swap in an old-style one.
+    #[serde(default = "format_one")]
+    pub format: u32,
+}
+
+fn format_one() -> u32 {
+    1
 }
 
 /// The backup key file handed to backup hosts: it can add data but read nothing.
@@ -46,6 +54,7 @@ pub struct KeyObject {
 pub struct BackupKeyFile {
     /// Always `"vtool-backup-key"`; guards against passing the wrong file.
     pub kind: String,
+    /// The repository format the key was made for (as [`KeyObject::format`]).
     pub version: u32,
     pub repo_id: Id,
     pub recipients: Vec<String>,
@@ -145,7 +154,7 @@ pub struct Tree {
     pub nodes: Vec<Node>,
 }
 
-/// `snapshots/<blake3>`: plaintext JSON, written last.
+/// `snapshots/<blake3>`: the body of a sealed object (see [`crate::sealed`]), written last.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Snapshot {
     pub version: u32,
@@ -165,9 +174,6 @@ pub struct Snapshot {
     /// Free-form labels added by higher layers (client profile, software version, …).
     #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub labels: std::collections::BTreeMap<String, String>,
-    /// Keyed BLAKE3 over the snapshot serialized with an empty `mac`, keyed by a key
-    /// derived from the chunk key: a storage host cannot forge or alter snapshots.
-    pub mac: String,
 }
 
 /// Label marking a snapshot that is not a consistent backup (value `"true"`).
@@ -204,7 +210,8 @@ pub struct CachedFile {
     pub chunks: Vec<Id>,
 }
 
-/// `drills/<blake3>`: plaintext JSON, one per restore-and-boot drill, never overwritten.
+/// `drills/<blake3>`: the body of a sealed object, one per restore-and-boot drill, never
+/// overwritten.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct DrillRecord {
     /// Always `"vtool-drill"`.
@@ -228,10 +235,6 @@ pub struct DrillRecord {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub failure: Option<String>,
     pub vtool_version: String,
-    /// Keyed BLAKE3 over the record serialized with an empty `mac`, keyed by a key derived
-    /// from the chunk key (another context than snapshots): a storage host can neither forge
-    /// a passing drill nor turn a failed one into a pass.
-    pub mac: String,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]

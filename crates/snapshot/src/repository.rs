@@ -7,9 +7,11 @@ use crate::cache::Cache;
 use crate::index::{decode_index, encode_index, MasterIndex};
 use crate::keys::{BackupKey, ChunkKey, RestoreKey};
 use crate::repofile::{Config, IndexFile, KeyObject, Snapshot, FORMAT_VERSION};
+use crate::sealed::{list_sealed, seal, Sealed, SealedKind, SealedListing};
 use crate::{chunker, crypto, Error, Id, Result};
 
-const SNAPSHOT_MAC_CONTEXT: &str = "vtool 2026-11 snapshot authentication";
+/// A snapshot is a few KiB of JSON; anything far larger is not one of ours.
+const MAX_SNAPSHOT_SIZE: u64 = 16 << 20;
 
 /// Default pack plaintext size.
 pub const DEFAULT_PACK_SIZE: u64 = 16 * 1024 * 1024;
@@ -17,8 +19,11 @@ pub const DEFAULT_PACK_SIZE: u64 = 16 * 1024 * 1024;
 /// An open repository.
 pub struct Repository {
     backend: Box<dyn Backend>,
-    config: Config,
+    config: Sealed<Config>,
 }
+
+/// Every snapshot object: readable ones oldest first, damaged ones named.
+pub type SnapshotListing = SealedListing<Snapshot>;
 
 /// What `init` hands out.
 pub struct NewRepository {
@@ -52,6 +57,7 @@ impl Repository {
         };
         let backup_key = BackupKey {
             repo_id: config.id,
+            format: FORMAT_VERSION,
             recipients,
             chunk_key: ChunkKey::generate(),
         };
@@ -60,9 +66,9 @@ impl Repository {
         let key_obj = crypto::encrypt(&backup_key.recipients, &key_json)?;
         // The key object first: a config without it would be unusable.
         backend.put(&format!("keys/{}", Id::hash(&key_obj)), &key_obj)?;
-        let config_json =
-            serde_json::to_vec_pretty(&config).map_err(|e| Error::Corrupt(e.to_string()))?;
-        backend.put("config", &config_json)?;
+        let config_bytes = seal(SealedKind::Config, &config, &backup_key.chunk_key)?;
+        backend.put("config", &config_bytes)?;
+        let config = Sealed::parse(SealedKind::Config, &config_bytes).map_err(Error::Corrupt)?;
         Ok(NewRepository {
             repo: Repository { backend, config },
             backup_key,
@@ -77,10 +83,16 @@ impl Repository {
             }
             Err(e) => return Err(e.into()),
         };
-        let config: Config = serde_json::from_slice(&data)
+        let config: Sealed<Config> = Sealed::parse(SealedKind::Config, &data)
             .map_err(|e| Error::Corrupt(format!("config object is malformed: {e}")))?;
         if config.version > FORMAT_VERSION {
             return Err(Error::UnsupportedVersion(config.version));
+        }
+        if config.is_unsealed() && config.version >= 2 {
+            return Err(Error::Corrupt(format!(
+                "config claims format {} but is not sealed: it was replaced by someone without the keys",
+                config.version
+            )));
         }
         if config.chunker.min_size == 0
             || config.chunker.min_size > config.chunker.avg_size
@@ -99,6 +111,32 @@ impl Repository {
         &self.config
     }
 
+    /// Whether the config carries a MAC (format 2 on); a format 1 config cannot be
+    /// authenticated.
+    pub fn config_is_sealed(&self) -> bool {
+        !self.config.is_unsealed()
+    }
+
+    /// Check the config was written by a holder of the keys: its chunker, pack and zstd
+    /// parameters come from an object a storage host could rewrite. `key_format` is the
+    /// format the key was made for: from 2 on the config must be sealed.
+    pub fn authenticate_config(&self, key: &ChunkKey, key_format: u32) -> Result<()> {
+        if self.config.is_unsealed() {
+            if key_format >= 2 {
+                return Err(Error::Corrupt(
+                    "config authentication failed: the key is for format 2 but the config is not sealed; it was replaced by someone without the keys. Bring `config` back from another copy of the repository".into(),
+                ));
+            }
+            return Ok(());
+        }
+        if !self.config.verify(SealedKind::Config, key) {
+            return Err(Error::Corrupt(
+                "config authentication failed: it was altered or forged by someone without the keys. Bring `config` back from another copy of the repository".into(),
+            ));
+        }
+        Ok(())
+    }
+
     pub fn backend(&self) -> &dyn Backend {
         self.backend.as_ref()
     }
@@ -113,16 +151,24 @@ impl Repository {
                 self.backend.location()
             )));
         }
-        Ok(())
+        self.authenticate_config(&key.chunk_key, key.format)
     }
 
-    /// Recover the restore key with an identity.
+    /// Recover the restore key with an identity and authenticate the config with it.
+    pub fn unlock(&self, identity: age::x25519::Identity) -> Result<RestoreKey> {
+        let key = self.recover_key(identity)?;
+        self.authenticate_config(&key.chunk_key, key.format)?;
+        Ok(key)
+    }
+
+    /// Recover the restore key with an identity, without authenticating the config (for
+    /// `check`, which reports a forged config as one problem among others).
     ///
     /// A key object that no longer hashes to its name, or whose age header is malformed or
     /// fails its MAC, is damaged (a data problem). Only an intact key object that has no
     /// stanza for this identity means the identity is the wrong one: age cannot tell a
     /// flipped stanza from a foreign one, the content hash can.
-    pub fn unlock(&self, identity: age::x25519::Identity) -> Result<RestoreKey> {
+    pub fn recover_key(&self, identity: age::x25519::Identity) -> Result<RestoreKey> {
         let mut damaged = Vec::new();
         let mut foreign = None;
         for obj in self.backend.list("keys")? {
@@ -176,69 +222,46 @@ impl Repository {
         }
     }
 
-    /// All snapshots, oldest first.
-    pub fn snapshots(&self) -> Result<Vec<(Id, Snapshot)>> {
-        let objects = self.backend.list("snapshots")?;
-        let mut out = objects
-            .par_iter()
-            .map(|obj| {
-                let data = self.backend.get(&obj.name)?;
-                let id = Id::hash(&data);
-                if obj.name != format!("snapshots/{id}") {
-                    return Err(Error::Corrupt(format!(
-                        "{} does not match its content hash",
-                        obj.name
-                    )));
-                }
-                let snap: Snapshot = serde_json::from_slice(&data)
-                    .map_err(|e| Error::Corrupt(format!("{} is malformed: {e}", obj.name)))?;
-                Ok((id, snap))
-            })
-            .collect::<Result<Vec<_>>>()?;
-        out.sort_by(|a, b| a.1.time.cmp(&b.1.time).then(a.0.cmp(&b.0)));
-        Ok(out)
+    /// Every snapshot object, readable ones oldest first. A damaged object is named in
+    /// [`SnapshotListing::damaged`] and hides nothing else. Nothing is authenticated here:
+    /// listing needs no key.
+    pub fn snapshots(&self) -> Result<SnapshotListing> {
+        let mut listing: SnapshotListing = list_sealed(
+            self.backend.as_ref(),
+            "snapshots",
+            SealedKind::Snapshot,
+            MAX_SNAPSHOT_SIZE,
+        )?;
+        listing
+            .objects
+            .sort_by(|a, b| a.1.time.cmp(&b.1.time).then(a.0.cmp(&b.0)));
+        Ok(listing)
     }
 
-    /// Find a snapshot by id prefix or `latest`.
-    pub fn find_snapshot(&self, spec: &str) -> Result<(Id, Snapshot)> {
-        let mut all = self.snapshots()?;
-        if spec == "latest" {
-            // An incomplete snapshot (a first pass taken while the data was changing) is
-            // never what "latest" should restore; it is still reachable by its id.
-            all.retain(|(_, s)| !s.is_incomplete());
-            return all
-                .pop()
-                .ok_or_else(|| Error::SnapshotNotFound(spec.into()));
-        }
-        let spec_lc = spec.to_ascii_lowercase();
-        let mut hits = all
-            .into_iter()
-            .filter(|(id, _)| id.to_hex().starts_with(&spec_lc));
-        match (hits.next(), hits.next()) {
-            (Some(hit), None) if !spec.is_empty() => Ok(hit),
-            (Some(_), Some(_)) => Err(Error::AmbiguousSnapshot(spec.into())),
-            _ => Err(Error::SnapshotNotFound(spec.into())),
-        }
+    /// Find a snapshot by id prefix or `latest`, authenticated when `key` is given.
+    /// `latest` is the newest complete snapshot that authenticates, so a planted newer one
+    /// cannot take its place.
+    pub fn find_snapshot(
+        &self,
+        spec: &str,
+        key: Option<&ChunkKey>,
+    ) -> Result<(Id, Sealed<Snapshot>)> {
+        self.snapshots()?.find(spec, key)
     }
 
-    /// Store a snapshot object, authenticated with the chunk key. Written last. Returns its
-    /// id and the snapshot as stored (with its MAC).
-    pub fn save_snapshot(&self, mut snap: Snapshot, key: &ChunkKey) -> Result<(Id, Snapshot)> {
-        snap.mac = snapshot_mac(&snap, key)?;
-        let data = serde_json::to_vec_pretty(&snap).map_err(|e| Error::Corrupt(e.to_string()))?;
+    /// Store a snapshot object, sealed with the chunk key. Written last. Returns its id and
+    /// the snapshot as stored.
+    pub fn save_snapshot(&self, snap: &Snapshot, key: &ChunkKey) -> Result<(Id, Sealed<Snapshot>)> {
+        let data = seal(SealedKind::Snapshot, snap, key)?;
         let id = Id::hash(&data);
         self.backend.put(&format!("snapshots/{id}"), &data)?;
-        Ok((id, snap))
+        let stored = Sealed::parse(SealedKind::Snapshot, &data).map_err(Error::Corrupt)?;
+        Ok((id, stored))
     }
 
     /// Check that a snapshot was written by a holder of the repository's keys.
-    pub fn verify_snapshot(&self, snap: &Snapshot, key: &ChunkKey) -> Result<()> {
-        if snapshot_mac(snap, key)? != snap.mac {
-            return Err(Error::Corrupt(
-                "snapshot authentication failed: it was altered or forged by someone without the keys".into(),
-            ));
-        }
-        Ok(())
+    pub fn verify_snapshot(&self, snap: &Sealed<Snapshot>, key: &ChunkKey) -> Result<()> {
+        authenticate_snapshot(snap, key)
     }
 
     pub fn save_index(&self, file: &IndexFile) -> Result<Id> {
@@ -293,9 +316,43 @@ impl Repository {
     }
 }
 
-fn snapshot_mac(snap: &Snapshot, key: &ChunkKey) -> Result<String> {
-    let mut unsigned = snap.clone();
-    unsigned.mac.clear();
-    let bytes = serde_json::to_vec(&unsigned).map_err(|e| Error::Corrupt(e.to_string()))?;
-    Ok(key.mac(SNAPSHOT_MAC_CONTEXT, &bytes))
+impl SnapshotListing {
+    /// Pick by id prefix or `latest` (see [`Repository::find_snapshot`]).
+    pub fn find(self, spec: &str, key: Option<&ChunkKey>) -> Result<(Id, Sealed<Snapshot>)> {
+        let all = self.objects;
+        if spec == "latest" {
+            // An incomplete snapshot (a first pass taken while the data was changing) is
+            // never what "latest" should restore; it is still reachable by its id.
+            return all
+                .into_iter()
+                .rev()
+                .filter(|(_, s)| !s.is_incomplete())
+                .find(|(_, s)| key.is_none_or(|k| s.verify(SealedKind::Snapshot, k)))
+                .ok_or_else(|| Error::SnapshotNotFound(spec.into()));
+        }
+        let spec_lc = spec.to_ascii_lowercase();
+        let mut hits = all
+            .into_iter()
+            .filter(|(id, _)| id.to_hex().starts_with(&spec_lc));
+        match (hits.next(), hits.next()) {
+            (Some(hit), None) if !spec.is_empty() => {
+                if let Some(key) = key {
+                    authenticate_snapshot(&hit.1, key)?;
+                }
+                Ok(hit)
+            }
+            (Some(_), Some(_)) => Err(Error::AmbiguousSnapshot(spec.into())),
+            _ => Err(Error::SnapshotNotFound(spec.into())),
+        }
+    }
+}
+
+fn authenticate_snapshot(snap: &Sealed<Snapshot>, key: &ChunkKey) -> Result<()> {
+    if !snap.verify(SealedKind::Snapshot, key) {
+        return Err(Error::Corrupt(
+            "snapshot authentication failed: it was altered or forged by someone without the keys"
+                .into(),
+        ));
+    }
+    Ok(())
 }

@@ -18,6 +18,7 @@ use crate::index::BlobLocation;
 use crate::keys::RestoreKey;
 use crate::reader::BlobReader;
 use crate::repofile::{BlobKind, Node, NodeKind, Snapshot};
+use crate::sealed::Sealed;
 use crate::{Error, Id, Repository, Result};
 
 /// Where and what to restore.
@@ -70,7 +71,7 @@ struct Plan {
 pub fn restore(
     repo: &Repository,
     key: &RestoreKey,
-    snapshot: &Snapshot,
+    snapshot: &Sealed<Snapshot>,
     opts: &RestoreOptions,
     progress: &dyn RestoreProgress,
 ) -> Result<RestoreReport> {
@@ -87,7 +88,7 @@ pub fn restore(
 /// index and the tree packs it already decrypted.
 pub fn restore_from(
     reader: &BlobReader,
-    snapshot: &Snapshot,
+    snapshot: &Sealed<Snapshot>,
     opts: &RestoreOptions,
     progress: &dyn RestoreProgress,
 ) -> Result<RestoreReport> {

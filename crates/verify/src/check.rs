@@ -2,11 +2,12 @@
 //!
 //! Three levels, each a superset of the work of the one before:
 //!
-//! * **structure** (always): `config` parses; every key, index and snapshot object is named
-//!   by the BLAKE3 of its bytes; every index decodes; every pack an index lists exists with
-//!   the indexed size. Packs that no index lists are *unreferenced*: an interrupted backup
-//!   leaves them, so they are reported as a note, not a problem. With the restore identity
-//!   it also authenticates every snapshot, loads every tree reachable from it (each checked
+//! * **structure** (always): `config` parses; every key, index, snapshot, drill record and
+//!   check state object is named by the BLAKE3 of its bytes; every index decodes; every pack
+//!   an index lists exists with the indexed size. Packs that no index lists are
+//!   *unreferenced*: an interrupted backup leaves them, so they are reported as a note, not a
+//!   problem. With the restore identity it also authenticates the config, every snapshot and
+//!   every drill record, loads every tree reachable from a snapshot (each checked
 //!   against the Merkle hash recorded above it) and makes sure every data blob a file needs
 //!   is indexed and its pack exists.
 //! * **packs** ([`CheckOptions::packs`], no key needed): re-hash the stored bytes of every
@@ -51,6 +52,7 @@ use vtool_snapshot::keys::RestoreKey;
 use vtool_snapshot::pack::{blob_slice, pack_name, parse_pack_name, read_trailer};
 use vtool_snapshot::reader::BlobReader;
 use vtool_snapshot::repofile::{BlobKind, IndexFile, Node, NodeKind, PackedBlob, Snapshot};
+use vtool_snapshot::sealed::{Sealed, SealedKind};
 use vtool_snapshot::{blob, crypto, Id, Repository};
 use vtool_transfer::{Backend, BackendError, ObjectInfo};
 
@@ -173,6 +175,13 @@ pub enum ProblemKind {
     Snapshot,
     /// A snapshot fails authentication with the chunk key (altered or forged).
     SnapshotAuth,
+    /// A drill record is damaged (name does not match its hash, malformed).
+    Drill,
+    /// A drill record fails authentication (altered or forged): its outcome is not to be
+    /// trusted.
+    DrillAuth,
+    /// A check state object does not match its hash or is malformed.
+    CheckState,
     /// A pack listed in an index does not exist.
     PackMissing,
     /// A pack's stored size differs from the index (truncated or grown).
@@ -233,6 +242,9 @@ pub struct CheckCounts {
     pub snapshots: u64,
     /// Snapshots whose authentication was checked and passed (identity only).
     pub snapshots_authenticated: u64,
+    pub drills: u64,
+    /// Drill records whose authentication was checked and passed (identity only).
+    pub drills_authenticated: u64,
     pub packs_indexed: u64,
     pub packs_present: u64,
     pub packs_unreferenced: u64,
@@ -333,6 +345,7 @@ pub fn check(
     c.check_keys()?;
     c.check_indexes()?;
     c.check_snapshots()?;
+    c.check_states()?;
     c.check_pack_structure()?;
     match vtool_transfer::survey_temp(backend.as_ref()) {
         Ok(t) => c.report.temp_files = Some(t),
@@ -343,7 +356,9 @@ pub fn check(
     }
 
     let key = match (&repo, identity) {
-        (Some(repo), Some(identity)) => Some(repo.unlock(identity).map_err(CheckError::Unlock)?),
+        (Some(repo), Some(identity)) => {
+            Some(repo.recover_key(identity).map_err(CheckError::Unlock)?)
+        }
         (None, Some(_)) => {
             c.report
                 .notes
@@ -352,6 +367,10 @@ pub fn check(
         }
         _ => None,
     };
+    if let Some(repo) = &repo {
+        c.check_config(repo, key.as_ref());
+    }
+    c.check_drills(key.as_ref())?;
     let authenticated = match (&repo, &key) {
         (Some(repo), Some(key)) => c.check_trees(repo, key),
         _ => Vec::new(),
@@ -501,7 +520,7 @@ struct Checker {
     present: HashMap<Id, u64>,
     master: MasterIndex,
     /// Snapshots whose objects are intact.
-    snapshots: Vec<(Id, Snapshot)>,
+    snapshots: Vec<(Id, Sealed<Snapshot>)>,
     /// Problem per blob id (missing or damaged blobs), so each blob is reported once.
     blob_problems: HashMap<Id, usize>,
     /// Problem per tree id that failed to load.
@@ -656,6 +675,82 @@ impl Checker {
         Ok(())
     }
 
+    /// Authenticate the config with the chunk key: its chunker, pack and zstd parameters
+    /// come from an object a storage host could rewrite. Without a key, say it was not.
+    fn check_config(&mut self, repo: &Repository, key: Option<&RestoreKey>) {
+        match key {
+            Some(key) => {
+                if let Err(e) = repo.authenticate_config(&key.chunk_key, key.format) {
+                    self.problem(ProblemKind::Config, "config", None, None, e.to_string());
+                } else if !repo.config_is_sealed() {
+                    self.report.notes.push(
+                        "the config is format 1, which carries no MAC: it could not be authenticated".into(),
+                    );
+                }
+            }
+            None => self.report.notes.push(
+                "the config could not be authenticated without a key (give --identity)".into(),
+            ),
+        }
+    }
+
+    /// Drill records: damaged ones always, forged ones with a key (a forged record could
+    /// claim a drill passed).
+    fn check_drills(&mut self, key: Option<&RestoreKey>) -> Result<(), CheckError> {
+        let listing = crate::list_drills(self.backend.as_ref(), key.map(|k| &k.chunk_key))
+            .map_err(|e| match e {
+                vtool_snapshot::Error::Backend(b) => CheckError::Backend(b),
+                other => CheckError::Internal(other.to_string()),
+            })?;
+        self.report.counts.drills = (listing.drills.len() + listing.invalid.len()) as u64;
+        for bad in listing.invalid {
+            self.problem(
+                ProblemKind::Drill,
+                bad.object,
+                None,
+                None,
+                format!("drill record is damaged: {}", bad.reason),
+            );
+        }
+        for d in listing.drills {
+            match d.authenticity {
+                crate::Authenticity::Authentic => self.report.counts.drills_authenticated += 1,
+                crate::Authenticity::Forged => {
+                    self.problem(
+                        ProblemKind::DrillAuth,
+                        d.name,
+                        None,
+                        None,
+                        "drill record authentication failed: it was altered or forged by someone without the keys; do not trust its outcome".into(),
+                    );
+                }
+                crate::Authenticity::NotChecked => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// Check state objects only schedule work, but a damaged one is still damage.
+    fn check_states(&mut self) -> Result<(), CheckError> {
+        for (name, data, ok) in self.fetch_named("check")? {
+            let why = if !ok {
+                "does not match its content hash (damaged)".to_string()
+            } else if let Err(e) = serde_json::from_slice::<CheckState>(&data) {
+                format!("is malformed: {e}")
+            } else {
+                continue;
+            };
+            self.problem(
+                ProblemKind::CheckState,
+                name,
+                None,
+                None,
+                format!("check state object {why}"),
+            );
+        }
+        Ok(())
+    }
+
     fn check_snapshots(&mut self) -> Result<(), CheckError> {
         let snaps = self.fetch_named("snapshots")?;
         self.report.counts.snapshots = snaps.len() as u64;
@@ -670,7 +765,7 @@ impl Checker {
                 );
                 continue;
             }
-            match serde_json::from_slice::<Snapshot>(&data) {
+            match Sealed::parse(SealedKind::Snapshot, &data) {
                 Ok(s) => self.snapshots.push((Id::hash(&data), s)),
                 Err(e) => {
                     self.problem(
@@ -795,7 +890,7 @@ impl Checker {
                     continue;
                 }
                 self.report.counts.snapshots_authenticated += 1;
-                authenticated.push((*id, snap.clone()));
+                authenticated.push((*id, Snapshot::clone(snap)));
                 let short = id.short();
                 self.walk_tree(
                     &reader,

@@ -19,6 +19,7 @@ use serde::Serialize;
 use sha2::Digest;
 use vtool_snapshot::reader::BlobReader;
 use vtool_snapshot::repofile::{BlobKind, Node, NodeKind, Snapshot};
+use vtool_snapshot::sealed::Sealed;
 use vtool_snapshot::{Damage, Error, Id, Result};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -67,7 +68,7 @@ pub fn manifest_line(c: &Checksum) -> String {
 /// Checksums of every file of `snapshot`.
 pub fn checksums(
     reader: &BlobReader,
-    snapshot: &Snapshot,
+    snapshot: &Sealed<Snapshot>,
     format: ChecksumFormat,
 ) -> Result<ChecksumReport> {
     reader

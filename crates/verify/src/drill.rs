@@ -11,6 +11,7 @@ use std::time::Instant;
 use vtool_snapshot::keys::RestoreKey;
 use vtool_snapshot::reader::BlobReader;
 use vtool_snapshot::repofile::{DrillCommand, DrillRecord, DrillRestore, Snapshot};
+use vtool_snapshot::sealed::Sealed;
 use vtool_snapshot::{Id, Repository, RestoreOptions, RestoreProgress};
 
 use crate::boot::{run_boot, why_failed, BootCommand};
@@ -48,7 +49,7 @@ pub enum DrillError {
         source: std::io::Error,
     },
     #[error("the drill ran but its record could not be stored: {0}")]
-    Save(#[from] vtool_transfer::BackendError),
+    Save(#[from] vtool_snapshot::Error),
 }
 
 /// A finished drill.
@@ -66,7 +67,7 @@ pub fn drill(
     repo: &Repository,
     key: &RestoreKey,
     snapshot_id: Id,
-    snapshot: &Snapshot,
+    snapshot: &Sealed<Snapshot>,
     opts: &DrillOptions,
     progress: &dyn DrillProgress,
 ) -> Result<DrillRun, DrillError> {
@@ -74,7 +75,7 @@ pub fn drill(
     let (dir, created) = prepare_dir(opts.target.as_deref())?;
     let mut record = DrillRecord {
         kind: DRILL_KIND.into(),
-        version: 1,
+        version: 2,
         snapshot: snapshot_id,
         fingerprint: snapshot.fingerprint,
         time: vtool_snapshot::now_rfc3339(),
@@ -87,7 +88,6 @@ pub fn drill(
         passed: false,
         failure: None,
         vtool_version: env!("CARGO_PKG_VERSION").into(),
-        mac: String::new(),
     };
     let mut failure = restore_and_verify(repo, key, snapshot, &dir, opts, progress, &mut record);
     for (i, boot) in opts.boots.iter().enumerate() {
@@ -120,7 +120,7 @@ pub fn drill(
     record.passed = failure.is_none();
     record.failure = failure;
     record.duration_secs = started.elapsed().as_secs_f64();
-    let record_name = save_record(repo.backend(), &mut record, &key.chunk_key)?;
+    let record_name = save_record(repo.backend(), &record, &key.chunk_key)?;
 
     let keep = match opts.keep {
         KeepDir::Always => true,
@@ -156,7 +156,7 @@ fn prepare_dir(target: Option<&Path>) -> Result<(PathBuf, bool), DrillError> {
 fn restore_and_verify(
     repo: &Repository,
     key: &RestoreKey,
-    snapshot: &Snapshot,
+    snapshot: &Sealed<Snapshot>,
     dir: &Path,
     opts: &DrillOptions,
     progress: &dyn DrillProgress,

@@ -2,38 +2,28 @@
 //! derived from the chunk key, so a storage host (which holds no key) can neither forge a
 //! passing drill nor alter a failed one. Listing needs a key only to authenticate.
 
-use rayon::prelude::*;
 use serde::Serialize;
 use vtool_snapshot::keys::ChunkKey;
 use vtool_snapshot::repofile::DrillRecord;
+use vtool_snapshot::sealed::{list_sealed, seal, DamagedObject, SealedKind};
 use vtool_snapshot::Id;
 use vtool_transfer::{Backend, BackendError};
 
 pub const DRILL_KIND: &str = "vtool-drill";
-const DRILL_MAC_CONTEXT: &str = "vtool 2026-11 drill record authentication";
 /// Records are a few KiB; anything far larger is not one of ours.
 const MAX_RECORD_SIZE: u64 = 1 << 20;
 
-fn mac(record: &DrillRecord, key: &ChunkKey) -> String {
-    let mut unsigned = record.clone();
-    unsigned.mac.clear();
-    // Serializing plain serde types into memory cannot fail.
-    let bytes = serde_json::to_vec(&unsigned).unwrap_or_default();
-    key.mac(DRILL_MAC_CONTEXT, &bytes)
-}
-
-/// Authenticate `record` and store it. Returns the object's name.
+/// Seal `record` and store it. Returns the object's name.
 pub fn save_record(
     backend: &dyn Backend,
-    record: &mut DrillRecord,
+    record: &DrillRecord,
     key: &ChunkKey,
-) -> Result<String, BackendError> {
-    record.mac = mac(record, key);
-    let data = serde_json::to_vec_pretty(record).unwrap_or_default();
+) -> Result<String, vtool_snapshot::Error> {
+    let data = seal(SealedKind::DrillRecord, record, key)?;
     let name = format!("drills/{}", Id::hash(&data));
     match backend.put(&name, &data) {
         Ok(()) | Err(BackendError::AlreadyExists(_)) => Ok(name),
-        Err(e) => Err(e),
+        Err(e) => Err(e.into()),
     }
 }
 
@@ -62,7 +52,7 @@ pub struct DrillListing {
     /// Newest first.
     pub drills: Vec<ListedDrill>,
     /// Objects under `drills/` that are not valid records, with the reason.
-    pub invalid: Vec<String>,
+    pub invalid: Vec<DamagedObject>,
 }
 
 impl DrillListing {
@@ -80,49 +70,32 @@ impl DrillListing {
 pub fn list_drills(
     backend: &dyn Backend,
     key: Option<&ChunkKey>,
-) -> Result<DrillListing, BackendError> {
-    let objects = backend.list("drills")?;
-    let read = objects
-        .par_iter()
-        .map(|o| -> Result<Result<ListedDrill, String>, BackendError> {
-            if o.size > MAX_RECORD_SIZE {
-                return Ok(Err(format!("{}: {} bytes is too large", o.name, o.size)));
-            }
-            let data = match backend.get(&o.name) {
-                Ok(d) => d,
-                Err(BackendError::NotFound(_)) => {
-                    return Ok(Err(format!("{}: vanished while listing", o.name)))
-                }
-                Err(e) => return Err(e),
-            };
-            if o.name != format!("drills/{}", Id::hash(&data)) {
-                return Ok(Err(format!("{}: does not match its content hash", o.name)));
-            }
-            let record: DrillRecord = match serde_json::from_slice(&data) {
-                Ok(r) => r,
-                Err(e) => return Ok(Err(format!("{}: malformed: {e}", o.name))),
-            };
-            if record.kind != DRILL_KIND {
-                return Ok(Err(format!("{}: not a drill record", o.name)));
-            }
-            let authenticity = match key {
-                None => Authenticity::NotChecked,
-                Some(k) if mac(&record, k) == record.mac => Authenticity::Authentic,
-                Some(_) => Authenticity::Forged,
-            };
-            Ok(Ok(ListedDrill {
-                name: o.name.clone(),
-                authenticity,
-                record,
-            }))
-        })
-        .collect::<Result<Vec<_>, _>>()?;
-    let mut listing = DrillListing::default();
-    for r in read {
-        match r {
-            Ok(d) => listing.drills.push(d),
-            Err(why) => listing.invalid.push(why),
+) -> Result<DrillListing, vtool_snapshot::Error> {
+    let read =
+        list_sealed::<DrillRecord>(backend, "drills", SealedKind::DrillRecord, MAX_RECORD_SIZE)?;
+    let mut listing = DrillListing {
+        drills: Vec::new(),
+        invalid: read.damaged,
+    };
+    for (id, sealed) in read.objects {
+        let name = format!("drills/{id}");
+        if sealed.kind != DRILL_KIND {
+            listing.invalid.push(DamagedObject {
+                object: name,
+                reason: "not a drill record".into(),
+            });
+            continue;
         }
+        let authenticity = match key {
+            None => Authenticity::NotChecked,
+            Some(k) if sealed.verify(SealedKind::DrillRecord, k) => Authenticity::Authentic,
+            Some(_) => Authenticity::Forged,
+        };
+        listing.drills.push(ListedDrill {
+            name,
+            authenticity,
+            record: sealed.into_value(),
+        });
     }
     listing.drills.sort_by(|a, b| {
         b.record
@@ -130,6 +103,6 @@ pub fn list_drills(
             .cmp(&a.record.time)
             .then_with(|| a.name.cmp(&b.name))
     });
-    listing.invalid.sort();
+    listing.invalid.sort_by(|a, b| a.object.cmp(&b.object));
     Ok(listing)
 }

@@ -23,7 +23,7 @@
 //! # fn demo(repo: &vtool_snapshot::Repository, key: &vtool_snapshot::keys::RestoreKey) -> Result<(), Box<dyn std::error::Error>> {
 //! let index = repo.load_index(None)?;
 //! let reader = vtool_snapshot::reader::BlobReader::new(repo, key, &index);
-//! let (_, snap) = repo.find_snapshot("latest")?;
+//! let (_, snap) = repo.find_snapshot("latest", Some(&key.chunk_key))?;
 //! let result = vtool_verify::compare(&reader, &snap, std::path::Path::new("/tmp/restored"))?;
 //! assert!(result.fingerprint_matches && result.differences.is_empty());
 //! # Ok(()) }

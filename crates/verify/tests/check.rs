@@ -230,6 +230,7 @@ fn flipped_byte_in_a_data_pack() {
         .repo()
         .snapshots()
         .expect("snapshots")
+        .objects
         .iter()
         .map(|(id, _)| id.short())
         .collect();

@@ -30,7 +30,7 @@ pub struct Args {
 pub fn run(a: Args) -> anyhow::Result<Outcome> {
     let repo = a.repo.open()?;
     let key = a.identity.unlock(&repo)?;
-    let (_, snap) = repo.find_snapshot(&a.snapshot)?;
+    let (_, snap) = super::find_snapshot(&repo, &a.snapshot, Some(&key.chunk_key))?;
     let index = repo.load_index_cached(super::cache_base(false).as_deref())?;
     let reader = vtool_snapshot::reader::BlobReader::new(&repo, &key, &index);
     let report = vtool_verify::checksums(&reader, &snap, a.format)?;

@@ -7,6 +7,7 @@ use anyhow::{bail, Context};
 use indicatif::ProgressBar;
 use serde::Serialize;
 use vtool_snapshot::repofile::Config;
+use vtool_snapshot::sealed::{Sealed, SealedKind};
 use vtool_snapshot::Repository;
 use vtool_transfer::url::RepoUrl;
 use vtool_transfer::{
@@ -117,9 +118,10 @@ fn read_config(backend: &dyn Backend, what: &str) -> anyhow::Result<Option<(Vec<
         Err(BackendError::NotFound(_)) => return Ok(None),
         Err(e) => return Err(e).with_context(|| format!("cannot read the config of {what}")),
     };
-    let config: Config = serde_json::from_slice(&data)
+    let config = Sealed::<Config>::parse(SealedKind::Config, &data)
+        .map_err(anyhow::Error::msg)
         .with_context(|| format!("{what} holds a config object that is not a vtool config"))?;
-    Ok(Some((data, config)))
+    Ok(Some((data, config.into_value())))
 }
 
 pub fn run(a: Args) -> anyhow::Result<Outcome> {
@@ -133,7 +135,7 @@ pub fn run(a: Args) -> anyhow::Result<Outcome> {
     } else {
         let mut ids = Vec::new();
         for spec in &a.snapshots {
-            let (id, _) = src.find_snapshot(spec)?;
+            let (id, _) = super::find_snapshot(&src, spec, None)?;
             if !ids.contains(&id) {
                 ids.push(id);
             }

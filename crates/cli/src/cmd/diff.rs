@@ -21,7 +21,7 @@ pub struct Args {
 pub fn run(a: Args) -> anyhow::Result<Outcome> {
     let repo = a.repo.open()?;
     let key = a.identity.unlock(&repo)?;
-    let (id, snap) = repo.find_snapshot(&a.snapshot)?;
+    let (id, snap) = super::find_snapshot(&repo, &a.snapshot, Some(&key.chunk_key))?;
     let index = repo.load_index(None)?;
     let reader = vtool_snapshot::reader::BlobReader::new(&repo, &key, &index);
     let cmp = vtool_verify::compare(&reader, &snap, &a.dir)?;

@@ -79,8 +79,8 @@ pub fn run(a: Args) -> anyhow::Result<Outcome> {
                 details
             );
         }
-        for why in &listing.invalid {
-            println!("INVALID: {why}");
+        for bad in &listing.invalid {
+            println!("INVALID {}: {}", bad.object, bad.reason);
         }
         if listing.drills.is_empty() {
             println!(

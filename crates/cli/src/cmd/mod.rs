@@ -14,7 +14,10 @@ pub mod slashing;
 pub mod snapshots;
 
 use anyhow::Context;
-use vtool_snapshot::Repository;
+use vtool_snapshot::keys::ChunkKey;
+use vtool_snapshot::repofile::Snapshot;
+use vtool_snapshot::sealed::{Sealed, SealedKind};
+use vtool_snapshot::{Id, Repository};
 
 /// `--repo` as every repository command takes it.
 #[derive(clap::Args, Debug, Clone)]
@@ -46,6 +49,32 @@ impl IdentityArg {
         let identity = vtool_snapshot::keys::load_identity(&self.identity)?;
         Ok(repo.unlock(identity)?)
     }
+}
+
+/// Find a snapshot by id prefix or `latest` (authenticated when `key` is given), and say on
+/// stderr which objects were passed over as damaged or forged.
+pub fn find_snapshot(
+    repo: &Repository,
+    spec: &str,
+    key: Option<&ChunkKey>,
+) -> anyhow::Result<(Id, Sealed<Snapshot>)> {
+    let listing = repo.snapshots()?;
+    for d in &listing.damaged {
+        eprintln!(
+            "warning: {} is damaged ({}); passed over. `vtool check` lists all damage",
+            d.object, d.reason
+        );
+    }
+    if let Some(key) = key {
+        for (id, s) in &listing.objects {
+            if !s.verify(SealedKind::Snapshot, key) {
+                eprintln!(
+                    "warning: snapshots/{id} fails authentication (altered or forged by someone without the keys); passed over"
+                );
+            }
+        }
+    }
+    Ok(listing.find(spec, key)?)
 }
 
 /// Base of the local cache, unless disabled.

@@ -58,7 +58,7 @@ struct Summary<'a> {
 pub fn run(a: Args) -> anyhow::Result<Outcome> {
     let repo = a.repo.open()?;
     let key = a.identity.unlock(&repo)?;
-    let (id, snap) = repo.find_snapshot(&a.snapshot)?;
+    let (id, snap) = super::find_snapshot(&repo, &a.snapshot, Some(&key.chunk_key))?;
     let opts = RestoreOptions {
         target: a.target.clone(),
         include: a.include.clone(),

@@ -21,7 +21,21 @@ struct Row<'a> {
 
 pub fn run(a: Args) -> anyhow::Result<Outcome> {
     let repo = a.repo.open()?;
-    let snaps = repo.snapshots()?;
+    let listing = repo.snapshots()?;
+    let snaps = &listing.objects;
+    // Damaged objects go to stderr so --json stays one array of good snapshots.
+    for d in &listing.damaged {
+        eprintln!("DAMAGED {}: {}", d.object, d.reason);
+    }
+    let outcome = if listing.damaged.is_empty() {
+        Outcome::Ok
+    } else {
+        eprintln!(
+            "{} snapshot object(s) damaged; the others are usable. `vtool check` reports all damage, `vtool copy` from another copy brings good objects back",
+            listing.damaged.len()
+        );
+        Outcome::DataProblem
+    };
     if a.json {
         let rows: Vec<Row> = snaps
             .iter()
@@ -31,13 +45,13 @@ pub fn run(a: Args) -> anyhow::Result<Outcome> {
             })
             .collect();
         output::print_json(&rows)?;
-        return Ok(Outcome::Ok);
+        return Ok(outcome);
     }
     println!(
         "{:<8}  {:<20}  {:<12}  {:>7}  {:>10}  {:<19}  PATHS / TAGS",
         "ID", "TIME", "HOST", "FILES", "SIZE", "FINGERPRINT"
     );
-    for (id, s) in &snaps {
+    for (id, s) in snaps {
         let fp = s.fingerprint.to_hex();
         println!(
             "{:<8}  {:<20}  {:<12}  {:>7}  {:>10}  {:<19}  {}{}",
@@ -56,5 +70,5 @@ pub fn run(a: Args) -> anyhow::Result<Outcome> {
         );
     }
     println!("{} snapshot(s); full fingerprints with --json", snaps.len());
-    Ok(Outcome::Ok)
+    Ok(outcome)
 }
