@@ -15,7 +15,13 @@ pub struct BlobLocation {
 /// Every blob of every index file of a repository.
 #[derive(Debug, Default)]
 pub struct MasterIndex {
+    /// The first copy listed of each blob.
     blobs: HashMap<Id, BlobLocation>,
+    /// Further copies of blobs stored more than once: by concurrent backups, or listed by an
+    /// index someone planted (blob ids are plaintext and the recipients public, so a storage
+    /// host can list a known id in a pack of its own). Readers try them in order when a copy
+    /// fails to verify.
+    more: HashMap<Id, Vec<BlobLocation>>,
     packs: HashMap<Id, u64>,
     /// Index files that could not be used, with why.
     pub damaged: Vec<String>,
@@ -25,10 +31,23 @@ impl MasterIndex {
     pub fn add_pack(&mut self, pack: &IndexedPack) {
         self.packs.insert(pack.id, pack.size);
         for blob in &pack.blobs {
-            self.blobs.entry(blob.id).or_insert(BlobLocation {
+            let loc = BlobLocation {
                 pack: pack.id,
                 blob: *blob,
-            });
+            };
+            match self.blobs.get(&blob.id) {
+                None => {
+                    self.blobs.insert(blob.id, loc);
+                }
+                // The same pack listed by two index files (e.g. one rebuilt by `repair`).
+                Some(first) if first.pack == pack.id && first.blob == *blob => {}
+                Some(_) => {
+                    let more = self.more.entry(blob.id).or_default();
+                    if !more.iter().any(|m| m.pack == pack.id && m.blob == *blob) {
+                        more.push(loc);
+                    }
+                }
+            }
         }
     }
 
@@ -42,23 +61,45 @@ impl MasterIndex {
         self.blobs.contains_key(id)
     }
 
+    /// The first copy listed of a blob.
     pub fn get(&self, id: &Id) -> Option<&BlobLocation> {
         self.blobs.get(id)
     }
 
-    /// Look a blob up, expecting a given kind; a miss is repository damage.
+    /// Every copy listed of a blob, the first first.
+    pub fn copies<'s>(&'s self, id: &Id) -> impl Iterator<Item = &'s BlobLocation> + 's {
+        let first = self.blobs.get(id);
+        first
+            .into_iter()
+            .chain(self.more.get(id).into_iter().flatten())
+    }
+
+    /// Every copy of a blob listed as `kind`, in order; none is repository damage.
+    pub fn locate_all(&self, id: &Id, kind: BlobKind) -> Result<Vec<&BlobLocation>> {
+        let copies: Vec<_> = self.copies(id).filter(|l| l.blob.kind == kind).collect();
+        if copies.is_empty() {
+            return Err(self.miss(id));
+        }
+        Ok(copies)
+    }
+
+    /// Look a blob up, expecting a given kind (its first copy of that kind); a miss is
+    /// repository damage.
     pub fn locate(&self, id: &Id, kind: BlobKind) -> Result<&BlobLocation> {
-        match self.blobs.get(id) {
-            Some(loc) if loc.blob.kind == kind => Ok(loc),
-            Some(_) => Err(Error::Corrupt(format!(
-                "blob {} has the wrong kind",
-                id.short()
-            ))),
-            None => Err(Error::Corrupt(format!(
+        self.copies(id)
+            .find(|l| l.blob.kind == kind)
+            .ok_or_else(|| self.miss(id))
+    }
+
+    fn miss(&self, id: &Id) -> Error {
+        Error::Corrupt(if self.blobs.contains_key(id) {
+            format!("blob {} has the wrong kind", id.short())
+        } else {
+            format!(
                 "blob {} is not in any index (missing pack or index)",
                 id.short()
-            ))),
-        }
+            )
+        })
     }
 
     /// Stored size of every indexed pack.
@@ -70,6 +111,7 @@ impl MasterIndex {
         self.blobs.len()
     }
 
+    /// The first copy of every blob.
     pub fn blobs(&self) -> impl Iterator<Item = &BlobLocation> {
         self.blobs.values()
     }

@@ -19,6 +19,7 @@ use serde::Serialize;
 use sha2::Digest;
 use vtool_snapshot::reader::BlobReader;
 use vtool_snapshot::repofile::{BlobKind, Node, NodeKind, Snapshot};
+use vtool_snapshot::tree::TreeBudget;
 use vtool_snapshot::{Damage, Error, Id, Result};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -74,8 +75,10 @@ pub fn checksums(
         .repo
         .verify_snapshot(snapshot, &reader.key.chunk_key)?;
     let root = reader.tree(&snapshot.tree, &snapshot.fingerprint)?;
+    let mut budget = TreeBudget::new(&snapshot.summary);
+    budget.enter(&root, 0)?;
     let mut files = Vec::new();
-    collect_files(reader, &root.nodes, "", &mut files)?;
+    collect_files(reader, &root.nodes, "", &mut files, &mut budget, 0)?;
     let mut report = ChecksumReport::default();
     match format {
         ChecksumFormat::B3 => {
@@ -117,6 +120,8 @@ fn collect_files(
     nodes: &[Node],
     rel: &str,
     out: &mut Vec<(String, Node)>,
+    budget: &mut TreeBudget,
+    depth: usize,
 ) -> Result<()> {
     for n in nodes {
         let path = if rel.is_empty() {
@@ -128,7 +133,8 @@ fn collect_files(
             (NodeKind::File, _, _) => out.push((path, n.clone())),
             (NodeKind::Dir, Some(sub), Some(m)) => {
                 let tree = reader.tree(&sub, &m)?;
-                collect_files(reader, &tree.nodes, &path, out)?;
+                budget.enter(&tree, depth + 1)?;
+                collect_files(reader, &tree.nodes, &path, out, budget, depth + 1)?;
             }
             (NodeKind::Dir, _, _) => {
                 return Err(Error::Corrupt(format!("directory {path} has no tree")))
@@ -179,9 +185,7 @@ fn sha256_of(reader: &BlobReader, packs: &PackCache, node: &Node) -> Result<Stri
     let mut sha = sha2::Sha256::new();
     let mut b3 = blake3::Hasher::new();
     for chunk in &node.chunks {
-        let loc = reader.index.locate(chunk, BlobKind::Data)?;
-        let plain = packs.get(reader, &loc.pack)?;
-        let data = reader.open_blob(&plain, loc)?;
+        let data = reader.read_blob(chunk, BlobKind::Data, |pack| packs.get(reader, pack))?;
         sha.update(&data);
         b3.update(&data);
     }
