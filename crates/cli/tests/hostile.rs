@@ -48,12 +48,12 @@ impl Watched {
     /// Refused as damaged data (exit 3), fast and in bounded memory.
     fn assert_refused(&self, what: &str, why: &str) {
         assert_eq!(self.code, Some(3), "{what}: {}", self.describe());
+        self.assert_bounded(what);
         assert!(
             self.stderr.contains(why) || self.stdout.contains(why),
             "{what} does not say {why:?}: {}",
             self.describe()
         );
-        self.assert_bounded(what);
     }
 
     fn assert_bounded(&self, what: &str) {
