@@ -136,3 +136,50 @@ pub fn decode_index(name: &str, data: &[u8]) -> Result<IndexFile> {
         .map_err(|e| bad(format!("does not decompress: {e}")))?;
     serde_json::from_slice(&json).map_err(|e| bad(format!("malformed: {e}")))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pack(id: &[u8], kind: BlobKind, raw_length: u32) -> IndexedPack {
+        IndexedPack {
+            id: Id::hash(id),
+            size: 100,
+            blobs: vec![PackedBlob {
+                id: Id::hash(b"blob"),
+                kind,
+                offset: 0,
+                length: 10,
+                raw_length,
+                compressed: false,
+            }],
+        }
+    }
+
+    #[test]
+    fn every_copy_is_kept_in_order_and_a_pack_listed_twice_once() {
+        let mut index = MasterIndex::default();
+        let planted = pack(b"planted", BlobKind::Tree, 10);
+        let genuine = pack(b"genuine", BlobKind::Data, 10);
+        index.add_pack(&planted);
+        index.add_pack(&genuine);
+        index.add_pack(&genuine);
+        let blob = Id::hash(b"blob");
+        let packs: Vec<Id> = index.copies(&blob).map(|l| l.pack).collect();
+        assert_eq!(packs, vec![planted.id, genuine.id]);
+        // A copy of the wrong kind does not hide the right one.
+        assert_eq!(
+            index.locate(&blob, BlobKind::Data).map(|l| l.pack).ok(),
+            Some(genuine.id)
+        );
+        assert_eq!(
+            index
+                .locate_all(&blob, BlobKind::Tree)
+                .map(|c| c.len())
+                .ok(),
+            Some(1)
+        );
+        assert!(index.locate(&Id::hash(b"other"), BlobKind::Data).is_err());
+        assert_eq!(index.blob_count(), 1);
+    }
+}

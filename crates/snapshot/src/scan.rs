@@ -195,3 +195,30 @@ impl Scanner {
         children
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn directories_nested_deeper_than_the_format_allows_are_left_out() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let root = dir.path().join("r");
+        let mut deepest = root.clone();
+        for _ in 0..MAX_DEPTH {
+            deepest.push("d");
+        }
+        std::fs::create_dir_all(deepest.join("d")).expect("mkdir");
+        let scan = scan(&[root], &[]).expect("scan");
+        // `r` is in the root tree (depth 0); its tree is at 1, the tree of the last `d` kept
+        // at MAX_DEPTH.
+        let dirs = scan
+            .entries
+            .iter()
+            .filter(|e| e.kind == NodeKind::Dir)
+            .count();
+        assert_eq!(dirs, MAX_DEPTH);
+        assert_eq!(scan.warnings.len(), 1);
+        assert!(scan.warnings[0].message.contains("nested deeper"));
+    }
+}
