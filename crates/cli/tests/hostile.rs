@@ -300,7 +300,8 @@ fn messages(report: &Value) -> String {
         .unwrap_or_default()
 }
 
-/// `restore`, `check --identity`, `checksums` and `diff` of `snap` are all refused for `why`.
+/// `restore`, `check --identity`, `checksums`, `diff` and `drill` of `snap` are all refused
+/// for `why`.
 fn every_walk_refuses(env: &Env, snap: &str, why: &str) {
     let (repo, id) = (env.repo(), env.identity());
     let target = env.path("restored");
@@ -342,6 +343,21 @@ fn every_walk_refuses(env: &Env, snap: &str, why: &str) {
         &["diff", "--repo", &repo, "--identity", &id, snap, s(&node)],
     );
     diff.assert_refused("diff", why);
+    let drilled = env.path("drilled");
+    let drill = watched(
+        env,
+        &[
+            "drill",
+            "--repo",
+            &repo,
+            "--identity",
+            &id,
+            snap,
+            "--target",
+            s(&drilled),
+        ],
+    );
+    drill.assert_refused("drill", why);
 }
 
 #[test]
