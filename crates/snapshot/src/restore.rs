@@ -1,9 +1,11 @@
 //! The restore engine: rebuilds a snapshot's files under a target directory.
 //!
-//! Trees are read and checked against the fingerprint first, then every needed pack is
-//! fetched once and its blobs are written with positional writes into all the places that
-//! need them, many packs in parallel. Every chunk is checked against its keyed id before it
-//! is written. Metadata (modes, mtimes, owners) is applied last, directories deepest first.
+//! Trees are read and checked against the fingerprint first, within the snapshot's
+//! authenticated totals and the format's nesting limit. Then every needed pack is fetched
+//! once and its blobs are written with positional writes into all the places that need them,
+//! many packs in parallel. Every chunk is checked against its keyed id before it is written;
+//! a chunk whose copy fails is read from the next copy the indexes list. Metadata (owners,
+//! mtimes, then modes) is applied last, directories deepest first.
 
 use std::collections::HashMap;
 use std::os::unix::fs::{FileExt, MetadataExt, PermissionsExt};
