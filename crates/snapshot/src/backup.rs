@@ -10,7 +10,7 @@
 use std::collections::{BTreeMap, HashSet};
 use std::io::{Seek, SeekFrom};
 use std::os::unix::fs::MetadataExt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::Instant;
@@ -557,6 +557,13 @@ impl Engine<'_> {
         let tree = Tree { nodes };
         let merkle = merkle::tree_hash(&tree)?;
         let data = tree::encode_tree(&tree)?;
+        if data.len() > tree::MAX_TREE_SIZE as usize {
+            let dir = children
+                .first()
+                .and_then(|&c| scan.entries[c].path.parent())
+                .unwrap_or(Path::new("/"));
+            return Err(Error::TreeTooLarge(dir.to_path_buf()));
+        }
         let id = self.key.chunk_key.blob_id(&data);
         if self.claim(id)? {
             writer.add(

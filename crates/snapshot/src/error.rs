@@ -37,6 +37,8 @@ pub enum Error {
         path: PathBuf,
         error: std::io::Error,
     },
+    #[error("directory {0} lists more than the repository format allows in one tree (256 MiB of entries); back up part of it separately or exclude some of it")]
+    TreeTooLarge(PathBuf),
     #[error("invalid pattern {0}")]
     Pattern(String),
     #[error("cannot start worker threads: {0}")]

@@ -15,7 +15,13 @@ pub struct BlobLocation {
 /// Every blob of every index file of a repository.
 #[derive(Debug, Default)]
 pub struct MasterIndex {
+    /// The first copy listed of each blob.
     blobs: HashMap<Id, BlobLocation>,
+    /// Further copies of blobs stored more than once: by concurrent backups, or listed by an
+    /// index someone planted (blob ids are plaintext and the recipients public, so a storage
+    /// host can list a known id in a pack of its own). Readers try them in order when a copy
+    /// fails to verify.
+    more: HashMap<Id, Vec<BlobLocation>>,
     packs: HashMap<Id, u64>,
     /// Index files that could not be used, with why.
     pub damaged: Vec<String>,
@@ -25,10 +31,23 @@ impl MasterIndex {
     pub fn add_pack(&mut self, pack: &IndexedPack) {
         self.packs.insert(pack.id, pack.size);
         for blob in &pack.blobs {
-            self.blobs.entry(blob.id).or_insert(BlobLocation {
+            let loc = BlobLocation {
                 pack: pack.id,
                 blob: *blob,
-            });
+            };
+            match self.blobs.get(&blob.id) {
+                None => {
+                    self.blobs.insert(blob.id, loc);
+                }
+                // The same pack listed by two index files (e.g. one rebuilt by `repair`).
+                Some(first) if first.pack == pack.id && first.blob == *blob => {}
+                Some(_) => {
+                    let more = self.more.entry(blob.id).or_default();
+                    if !more.iter().any(|m| m.pack == pack.id && m.blob == *blob) {
+                        more.push(loc);
+                    }
+                }
+            }
         }
     }
 
@@ -42,23 +61,45 @@ impl MasterIndex {
         self.blobs.contains_key(id)
     }
 
+    /// The first copy listed of a blob.
     pub fn get(&self, id: &Id) -> Option<&BlobLocation> {
         self.blobs.get(id)
     }
 
-    /// Look a blob up, expecting a given kind; a miss is repository damage.
+    /// Every copy listed of a blob, the first first.
+    pub fn copies<'s>(&'s self, id: &Id) -> impl Iterator<Item = &'s BlobLocation> + 's {
+        let first = self.blobs.get(id);
+        first
+            .into_iter()
+            .chain(self.more.get(id).into_iter().flatten())
+    }
+
+    /// Every copy of a blob listed as `kind`, in order; none is repository damage.
+    pub fn locate_all(&self, id: &Id, kind: BlobKind) -> Result<Vec<&BlobLocation>> {
+        let copies: Vec<_> = self.copies(id).filter(|l| l.blob.kind == kind).collect();
+        if copies.is_empty() {
+            return Err(self.miss(id));
+        }
+        Ok(copies)
+    }
+
+    /// Look a blob up, expecting a given kind (its first copy of that kind); a miss is
+    /// repository damage.
     pub fn locate(&self, id: &Id, kind: BlobKind) -> Result<&BlobLocation> {
-        match self.blobs.get(id) {
-            Some(loc) if loc.blob.kind == kind => Ok(loc),
-            Some(_) => Err(Error::Corrupt(format!(
-                "blob {} has the wrong kind",
-                id.short()
-            ))),
-            None => Err(Error::Corrupt(format!(
+        self.copies(id)
+            .find(|l| l.blob.kind == kind)
+            .ok_or_else(|| self.miss(id))
+    }
+
+    fn miss(&self, id: &Id) -> Error {
+        Error::Corrupt(if self.blobs.contains_key(id) {
+            format!("blob {} has the wrong kind", id.short())
+        } else {
+            format!(
                 "blob {} is not in any index (missing pack or index)",
                 id.short()
-            ))),
-        }
+            )
+        })
     }
 
     /// Stored size of every indexed pack.
@@ -70,6 +111,7 @@ impl MasterIndex {
         self.blobs.len()
     }
 
+    /// The first copy of every blob.
     pub fn blobs(&self) -> impl Iterator<Item = &BlobLocation> {
         self.blobs.values()
     }
@@ -93,4 +135,51 @@ pub fn decode_index(name: &str, data: &[u8]) -> Result<IndexFile> {
         .read_to_end(&mut json)
         .map_err(|e| bad(format!("does not decompress: {e}")))?;
     serde_json::from_slice(&json).map_err(|e| bad(format!("malformed: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pack(id: &[u8], kind: BlobKind, raw_length: u32) -> IndexedPack {
+        IndexedPack {
+            id: Id::hash(id),
+            size: 100,
+            blobs: vec![PackedBlob {
+                id: Id::hash(b"blob"),
+                kind,
+                offset: 0,
+                length: 10,
+                raw_length,
+                compressed: false,
+            }],
+        }
+    }
+
+    #[test]
+    fn every_copy_is_kept_in_order_and_a_pack_listed_twice_once() {
+        let mut index = MasterIndex::default();
+        let planted = pack(b"planted", BlobKind::Tree, 10);
+        let genuine = pack(b"genuine", BlobKind::Data, 10);
+        index.add_pack(&planted);
+        index.add_pack(&genuine);
+        index.add_pack(&genuine);
+        let blob = Id::hash(b"blob");
+        let packs: Vec<Id> = index.copies(&blob).map(|l| l.pack).collect();
+        assert_eq!(packs, vec![planted.id, genuine.id]);
+        // A copy of the wrong kind does not hide the right one.
+        assert_eq!(
+            index.locate(&blob, BlobKind::Data).map(|l| l.pack).ok(),
+            Some(genuine.id)
+        );
+        assert_eq!(
+            index
+                .locate_all(&blob, BlobKind::Tree)
+                .map(|c| c.len())
+                .ok(),
+            Some(1)
+        );
+        assert!(index.locate(&Id::hash(b"other"), BlobKind::Data).is_err());
+        assert_eq!(index.blob_count(), 1);
+    }
 }

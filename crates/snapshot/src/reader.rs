@@ -5,6 +5,8 @@ use std::collections::HashMap;
 use std::io::Read;
 use std::sync::{Arc, Mutex};
 
+use rayon::prelude::*;
+
 use crate::index::{BlobLocation, MasterIndex};
 use crate::keys::RestoreKey;
 use crate::pack::{blob_slice, decrypt_pack, pack_name};
@@ -120,7 +122,7 @@ impl<'a> BlobReader<'a> {
     }
 
     fn decode_blob<'b>(&self, stored: &'b [u8], loc: &BlobLocation) -> Result<Cow<'b, [u8]>> {
-        let data = blob::decode(stored, loc.blob.raw_length, loc.blob.compressed)?;
+        let data = blob::decode(stored, &loc.blob, &self.repo.config().chunker)?;
         if self.key.chunk_key.blob_id(&data) != loc.blob.id {
             return Err(Error::Corrupt(format!(
                 "blob {} in pack {} does not match its id",
@@ -131,29 +133,114 @@ impl<'a> BlobReader<'a> {
         Ok(data)
     }
 
-    /// Load a tree and check it against the Merkle hash its parent (or the snapshot) records.
-    pub fn tree(&self, id: &Id, expected_merkle: &Id) -> Result<Tree> {
-        let loc = self.index.locate(id, BlobKind::Tree)?;
-        let plain = {
-            let cached = self
-                .tree_packs
-                .lock()
-                .map_err(|_| Error::Corrupt("lock".into()))?
-                .get(&loc.pack)
-                .cloned();
-            match cached {
-                Some(p) => p,
-                None => {
-                    let p = Arc::new(self.pack_plaintext(&loc.pack)?);
-                    self.tree_packs
-                        .lock()
-                        .map_err(|_| Error::Corrupt("lock".into()))?
-                        .insert(loc.pack, p.clone());
-                    p
+    /// Read one blob from the first of its copies that verifies, with `plain` handing out
+    /// decrypted packs (the caller's cache). Only the last copy's error is returned.
+    pub fn read_blob(
+        &self,
+        id: &Id,
+        kind: BlobKind,
+        plain: impl Fn(&Id) -> Result<Arc<Vec<u8>>>,
+    ) -> Result<Vec<u8>> {
+        let mut last = None;
+        for loc in self.index.locate_all(id, kind)? {
+            match plain(&loc.pack).and_then(|p| self.open_blob(&p, loc)) {
+                Ok(data) => return Ok(data),
+                Err(e) if falls_back(&e) => last = Some(e),
+                Err(e) => return Err(e),
+            }
+        }
+        Err(last.unwrap_or_else(|| Error::Corrupt(format!("blob {} has no copy", id.short()))))
+    }
+
+    /// Fetch every blob of `wanted`, each from the first of its copies that verifies, and
+    /// hand `f` its position in `wanted` and its plaintext. Packs are read in parallel, each
+    /// once per round; a blob whose copy fails is tried from its next copy in the next
+    /// round. Returns the blobs no copy of which could be read, with the last error.
+    pub fn fetch_verified(
+        &self,
+        wanted: &[(Id, BlobKind)],
+        f: impl Fn(usize, &[u8]) -> Result<()> + Sync,
+    ) -> Result<Vec<(usize, String)>> {
+        let mut copies = Vec::with_capacity(wanted.len());
+        let mut failed: HashMap<usize, String> = HashMap::new();
+        for (i, (id, kind)) in wanted.iter().enumerate() {
+            match self.index.locate_all(id, *kind) {
+                Ok(c) => copies.push(c),
+                Err(e) => {
+                    failed.insert(i, e.to_string());
+                    copies.push(Vec::new());
                 }
             }
-        };
-        let tree = tree::decode_tree(&self.open_blob(&plain, loc)?)?;
+        }
+        let mut todo: Vec<usize> = (0..wanted.len())
+            .filter(|i| !failed.contains_key(i))
+            .collect();
+        let pool = pack_fetch_pool()?;
+        for round in 0.. {
+            let attempted: Vec<usize> = todo
+                .iter()
+                .copied()
+                .filter(|&i| copies[i].len() > round)
+                .collect();
+            if attempted.is_empty() {
+                break;
+            }
+            let mut by_pack: HashMap<Id, Vec<usize>> = HashMap::new();
+            for &i in &attempted {
+                by_pack.entry(copies[i][round].pack).or_default().push(i);
+            }
+            let errors = Mutex::new(HashMap::new());
+            let note = |i: usize, e: String| -> Result<()> {
+                errors.lock().map_err(|_| poisoned())?.insert(i, e);
+                Ok(())
+            };
+            let packs: Vec<_> = by_pack.into_iter().collect();
+            pool.install(|| {
+                packs
+                    .par_iter()
+                    .try_for_each(|(pack, blobs)| -> Result<()> {
+                        let mut blobs = blobs.clone();
+                        blobs.sort_by_key(|&i| copies[i][round].blob.offset);
+                        let locs: Vec<&BlobLocation> =
+                            blobs.iter().map(|&i| copies[i][round]).collect();
+                        let streamed = self.for_each_blob(pack, &locs, |j, blob| match blob {
+                            Ok(data) => f(blobs[j], data),
+                            Err(e) => note(blobs[j], e.to_string()),
+                        });
+                        match streamed {
+                            Err(e) if falls_back(&e) => {
+                                for &i in &blobs {
+                                    note(i, format!("pack {}: {e}", pack.short()))?;
+                                }
+                                Ok(())
+                            }
+                            other => other,
+                        }
+                    })
+            })?;
+            let mut errors = errors.into_inner().map_err(|_| poisoned())?;
+            todo.clear();
+            for i in attempted {
+                match errors.remove(&i) {
+                    Some(e) => {
+                        failed.insert(i, e);
+                        todo.push(i);
+                    }
+                    None => {
+                        failed.remove(&i);
+                    }
+                }
+            }
+        }
+        let mut out: Vec<_> = failed.into_iter().collect();
+        out.sort();
+        Ok(out)
+    }
+
+    /// Load a tree and check it against the Merkle hash its parent (or the snapshot) records.
+    pub fn tree(&self, id: &Id, expected_merkle: &Id) -> Result<Tree> {
+        let data = self.read_blob(id, BlobKind::Tree, |pack| self.tree_pack(pack))?;
+        let tree = tree::decode_tree(&data)?;
         if merkle::tree_hash(&tree)? != *expected_merkle {
             return Err(Error::Corrupt(format!(
                 "tree {} does not match the Merkle hash recorded above it",
@@ -162,4 +249,33 @@ impl<'a> BlobReader<'a> {
         }
         Ok(tree)
     }
+
+    /// A decrypted tree pack, from the cache when it was read before.
+    fn tree_pack(&self, pack: &Id) -> Result<Arc<Vec<u8>>> {
+        let cached = self
+            .tree_packs
+            .lock()
+            .map_err(|_| poisoned())?
+            .get(pack)
+            .cloned();
+        if let Some(p) = cached {
+            return Ok(p);
+        }
+        let p = Arc::new(self.pack_plaintext(pack)?);
+        self.tree_packs
+            .lock()
+            .map_err(|_| poisoned())?
+            .insert(*pack, p.clone());
+        Ok(p)
+    }
+}
+
+/// Whether another copy may serve where this error stopped one: the copy is damaged,
+/// missing, or encrypted to someone else (planted).
+fn falls_back(e: &Error) -> bool {
+    e.is_data_problem() || matches!(e, Error::WrongKey(_))
+}
+
+fn poisoned() -> Error {
+    Error::Corrupt("a reader thread panicked".into())
 }

@@ -20,14 +20,11 @@ use vtool_transfer::BackendError;
 
 use crate::keys::RestoreKey;
 use crate::pack::{blob_slice, decrypt_pack, pack_name, parse_pack_name};
-use crate::repofile::{BlobKind, IndexFile, IndexedPack, PackedBlob, FORMAT_VERSION};
+use crate::repofile::{ChunkerParams, IndexFile, IndexedPack, PackedBlob, FORMAT_VERSION};
 use crate::{blob, Error, Id, Repository, Result};
 
 /// Packs per new index file, as a backup writes them.
 const PACKS_PER_INDEX: usize = 64;
-/// Largest tree blob accepted while verifying: a planted pack (the recipients are public)
-/// must not make repair inflate gigabytes. A directory of a million entries stays below it.
-const MAX_TREE_RAW: u32 = 256 << 20;
 
 /// What `repair index` should do.
 #[derive(Debug, Clone)]
@@ -136,7 +133,7 @@ pub fn repair_index(
     todo.sort();
     progress.start(todo.len() as u64, todo.iter().map(|(_, s)| s).sum());
 
-    let max_chunk = repo.config().chunker.max_size;
+    let chunker = repo.config().chunker;
     let pool = crate::reader::pack_fetch_pool()?;
     let scanned = pool.install(|| {
         todo.par_iter()
@@ -149,7 +146,7 @@ pub fn repair_index(
                     Err(e) => return Err(e.into()),
                 };
                 let size = stored.len() as u64;
-                let scanned = scan_pack(key, id, &stored, opts.verify_blobs, max_chunk);
+                let scanned = scan_pack(key, id, &stored, opts.verify_blobs, &chunker);
                 progress.pack_done(size);
                 Ok(match scanned {
                     Ok((blobs, bad)) => Scanned::Pack {
@@ -225,7 +222,7 @@ fn scan_pack(
     id: &Id,
     stored: &[u8],
     verify: bool,
-    max_chunk: u32,
+    chunker: &ChunkerParams,
 ) -> std::result::Result<(Vec<PackedBlob>, Vec<(Id, String)>), String> {
     let actual = Id::from(blake3::Hasher::new().update_rayon(stored).finalize());
     if actual != *id {
@@ -244,7 +241,7 @@ fn scan_pack(
             .map_err(|_| "the trailer places it outside the pack's data".to_string())
             .and_then(|stored| {
                 if verify {
-                    verify_blob(key, stored, &b, max_chunk)
+                    verify_blob(key, stored, &b, chunker)
                 } else {
                     Ok(())
                 }
@@ -275,19 +272,11 @@ fn verify_blob(
     key: &RestoreKey,
     stored: &[u8],
     b: &PackedBlob,
-    max_chunk: u32,
+    chunker: &ChunkerParams,
 ) -> std::result::Result<(), String> {
-    let limit = match b.kind {
-        BlobKind::Data => max_chunk,
-        BlobKind::Tree => MAX_TREE_RAW,
-    };
-    if b.raw_length > limit {
-        return Err(format!(
-            "it claims {} bytes, more than a {:?} blob may hold ({limit})",
-            b.raw_length, b.kind
-        ));
-    }
-    let raw = blob::decode(stored, b.raw_length, b.compressed).map_err(|e| reason(&e))?;
+    // Bounded by what the format allows: a planted pack (the recipients are public) must not
+    // make repair inflate gigabytes.
+    let raw = blob::decode(stored, b, chunker).map_err(|e| reason(&e))?;
     if key.chunk_key.blob_id(&raw) != b.id {
         return Err("its content does not match its id".into());
     }
@@ -307,6 +296,7 @@ mod tests {
     use super::*;
     use crate::blob::EncodedBlob;
     use crate::pack::PackWriter;
+    use crate::repofile::BlobKind;
 
     #[test]
     fn blobs_that_fail_verification_are_left_out_and_reported() {

@@ -1,9 +1,11 @@
 //! The restore engine: rebuilds a snapshot's files under a target directory.
 //!
-//! Trees are read and checked against the fingerprint first, then every needed pack is
-//! fetched once and its blobs are written with positional writes into all the places that
-//! need them, many packs in parallel. Every chunk is checked against its keyed id before it
-//! is written. Metadata (modes, mtimes, owners) is applied last, directories deepest first.
+//! Trees are read and checked against the fingerprint first, within the snapshot's
+//! authenticated totals and the format's nesting limit. Then every needed pack is fetched
+//! once and its blobs are written with positional writes into all the places that need them,
+//! many packs in parallel. Every chunk is checked against its keyed id before it is written;
+//! a chunk whose copy fails is read from the next copy the indexes list. Metadata (owners,
+//! mtimes, then modes) is applied last, directories deepest first.
 
 use std::collections::HashMap;
 use std::os::unix::fs::{FileExt, MetadataExt, PermissionsExt};
@@ -11,14 +13,13 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use globset::{Glob, GlobSet, GlobSetBuilder};
-use rayon::prelude::*;
 use serde::Serialize;
 
-use crate::index::BlobLocation;
 use crate::keys::RestoreKey;
 use crate::reader::BlobReader;
 use crate::repofile::{BlobKind, Node, NodeKind, Snapshot};
 use crate::sealed::Sealed;
+use crate::tree::TreeBudget;
 use crate::{Error, Id, Repository, Result};
 
 /// Where and what to restore.
@@ -97,17 +98,16 @@ pub fn restore_from(
         .verify_snapshot(snapshot, &reader.key.chunk_key)?;
     prepare_target(&opts.target)?;
     let include = build_globs(&opts.include)?;
-    let mut plan = Plan::default();
     let root = reader.tree(&snapshot.tree, &snapshot.fingerprint)?;
-    walk(
+    let mut planner = Planner {
         reader,
-        &root.nodes,
-        "",
-        &opts.target,
-        &include,
-        false,
-        &mut plan,
-    )?;
+        include: &include,
+        budget: TreeBudget::new(&snapshot.summary),
+        plan: Plan::default(),
+    };
+    planner.budget.enter(&root, 0)?;
+    planner.walk(&root.nodes, "", &opts.target, false, 0)?;
+    let plan = planner.plan;
 
     for d in &plan.dirs {
         std::fs::create_dir(&d.dest).map_err(|e| Error::io(&d.dest, e))?;
@@ -182,62 +182,69 @@ pub(crate) fn build_globs(patterns: &[String]) -> Result<GlobSet> {
     b.build().map_err(|e| Error::Pattern(e.to_string()))
 }
 
-/// Plan the restore of `nodes` (already checked: safe names, Merkle-verified). Returns
-/// whether anything below was included.
-fn walk(
-    reader: &BlobReader,
-    nodes: &[Node],
-    rel: &str,
-    dest: &Path,
-    include: &GlobSet,
-    included: bool,
-    plan: &mut Plan,
-) -> Result<bool> {
-    let mut any = false;
-    for node in nodes {
-        let rel_path = if rel.is_empty() {
-            node.name.clone()
-        } else {
-            format!("{rel}/{}", node.name)
-        };
-        let path = dest.join(&node.name);
-        let inc = included || include.is_empty() || include.is_match(&rel_path);
-        match node.kind {
-            NodeKind::Dir => {
-                let mark = plan.dirs.len();
-                plan.dirs.push(Planned {
-                    dest: path.clone(),
-                    node: node.clone(),
-                });
-                let (Some(sub), Some(m)) = (node.subtree, node.merkle) else {
-                    return Err(Error::Corrupt(format!("directory {rel_path} has no tree")));
-                };
-                let tree = reader.tree(&sub, &m)?;
-                let below = walk(reader, &tree.nodes, &rel_path, &path, include, inc, plan)?;
-                if inc || below {
-                    any = true;
-                } else {
-                    plan.dirs.truncate(mark);
+/// Plans a restore: every directory, file and symlink to create, within the snapshot's
+/// authenticated totals.
+struct Planner<'a, 'r> {
+    reader: &'a BlobReader<'r>,
+    include: &'a GlobSet,
+    budget: TreeBudget,
+    plan: Plan,
+}
+
+impl Planner<'_, '_> {
+    /// Plan the restore of `nodes` (already checked: safe names, Merkle-verified), the
+    /// entries of a tree at `depth`. Returns whether anything below was included.
+    fn walk(
+        &mut self,
+        nodes: &[Node],
+        rel: &str,
+        dest: &Path,
+        included: bool,
+        depth: usize,
+    ) -> Result<bool> {
+        let mut any = false;
+        for node in nodes {
+            let rel_path = if rel.is_empty() {
+                node.name.clone()
+            } else {
+                format!("{rel}/{}", node.name)
+            };
+            let path = dest.join(&node.name);
+            let inc = included || self.include.is_empty() || self.include.is_match(&rel_path);
+            let planned = Planned {
+                dest: path,
+                node: node.clone(),
+            };
+            match node.kind {
+                NodeKind::Dir => {
+                    let (Some(sub), Some(m)) = (node.subtree, node.merkle) else {
+                        return Err(Error::Corrupt(format!("directory {rel_path} has no tree")));
+                    };
+                    let tree = self.reader.tree(&sub, &m)?;
+                    self.budget.enter(&tree, depth + 1)?;
+                    let mark = self.plan.dirs.len();
+                    let below_dest = planned.dest.clone();
+                    self.plan.dirs.push(planned);
+                    let below = self.walk(&tree.nodes, &rel_path, &below_dest, inc, depth + 1)?;
+                    if inc || below {
+                        any = true;
+                    } else {
+                        self.plan.dirs.truncate(mark);
+                    }
                 }
+                NodeKind::File if inc => {
+                    self.plan.files.push(planned);
+                    any = true;
+                }
+                NodeKind::Symlink if inc => {
+                    self.plan.symlinks.push(planned);
+                    any = true;
+                }
+                _ => {}
             }
-            NodeKind::File if inc => {
-                plan.files.push(Planned {
-                    dest: path,
-                    node: node.clone(),
-                });
-                any = true;
-            }
-            NodeKind::Symlink if inc => {
-                plan.symlinks.push(Planned {
-                    dest: path,
-                    node: node.clone(),
-                });
-                any = true;
-            }
-            _ => {}
         }
+        Ok(any)
     }
-    Ok(any)
 }
 
 /// Where one blob goes: (file index, offset) pairs.
@@ -250,23 +257,24 @@ fn write_contents(
     progress: &dyn RestoreProgress,
 ) -> Result<Vec<(usize, String)>> {
     let mut damaged: HashMap<usize, String> = HashMap::new();
-    let mut by_pack: HashMap<Id, HashMap<Id, (BlobLocation, Targets)>> = HashMap::new();
+    let lengths = chunk_lengths(reader, files)?;
+    let mut needs: HashMap<Id, Targets> = HashMap::new();
     for (i, f) in files.iter().enumerate() {
         let mut offset = 0u64;
         for id in &f.node.chunks {
-            match reader.index.locate(id, BlobKind::Data) {
-                Ok(loc) => {
-                    by_pack
-                        .entry(loc.pack)
-                        .or_default()
-                        .entry(*id)
-                        .or_insert_with(|| (*loc, Vec::new()))
-                        .1
-                        .push((i, offset));
-                    offset += loc.blob.raw_length as u64;
+            match lengths.get(id) {
+                Some(Ok(len)) => {
+                    needs.entry(*id).or_default().push((i, offset));
+                    offset += len;
                 }
-                Err(e) => {
-                    damaged.entry(i).or_insert_with(|| e.to_string());
+                Some(Err(e)) => {
+                    damaged.entry(i).or_insert_with(|| e.clone());
+                    break;
+                }
+                None => {
+                    damaged
+                        .entry(i)
+                        .or_insert_with(|| "chunk not planned".into());
                     break;
                 }
             }
@@ -281,53 +289,78 @@ fn write_contents(
             );
         }
     }
-    let found = Mutex::new(damaged);
-    let packs: Vec<_> = by_pack.into_iter().collect();
-    crate::reader::pack_fetch_pool()?.install(|| {
-        packs
-            .par_iter()
-            .try_for_each(|(pack, blobs)| -> Result<()> {
-                let note = |targets: &Targets, message: String| -> Result<()> {
-                    let mut d = found.lock().map_err(|_| Error::Corrupt("lock".into()))?;
-                    for (i, _) in targets {
-                        d.entry(*i).or_insert_with(|| message.clone());
-                    }
-                    Ok(())
-                };
-                let mut wanted: Vec<&(BlobLocation, Targets)> = blobs.values().collect();
-                wanted.sort_by_key(|(loc, _)| loc.blob.offset);
-                let locs: Vec<&BlobLocation> = wanted.iter().map(|(loc, _)| loc).collect();
-                let streamed = reader.for_each_blob(pack, &locs, |i, blob| {
-                    let targets = &wanted[i].1;
-                    match blob {
-                        Ok(data) => {
-                            for &(file, offset) in targets {
-                                write_at(&files[file].dest, offset, data)?;
-                            }
-                            progress.wrote(data.len() as u64 * targets.len() as u64);
-                            Ok(())
-                        }
-                        Err(e) => note(targets, e.to_string()),
-                    }
-                });
-                match streamed {
-                    Err(e) if e.is_data_problem() || matches!(e, Error::WrongKey(_)) => {
-                        for (_, targets) in blobs.values() {
-                            note(targets, format!("pack {}: {e}", pack.short()))?;
-                        }
-                    }
-                    other => other?,
-                }
-                Ok(())
-            })
+    let needs: Vec<(Id, Targets)> = needs.into_iter().collect();
+    let wanted: Vec<(Id, BlobKind)> = needs.iter().map(|(id, _)| (*id, BlobKind::Data)).collect();
+    let lost = reader.fetch_verified(&wanted, |i, data| {
+        let targets = &needs[i].1;
+        for &(file, offset) in targets {
+            write_at(&files[file].dest, offset, data)?;
+        }
+        progress.wrote(data.len() as u64 * targets.len() as u64);
+        Ok(())
     })?;
-    let mut out: Vec<_> = found
-        .into_inner()
-        .map_err(|_| Error::Corrupt("lock".into()))?
-        .into_iter()
-        .collect();
+    for (i, message) in lost {
+        for (file, _) in &needs[i].1 {
+            damaged.entry(*file).or_insert_with(|| message.clone());
+        }
+    }
+    let mut out: Vec<_> = damaged.into_iter().collect();
     out.sort();
     Ok(out)
+}
+
+/// The length of every chunk the files need, which places the chunks after it. Copies of a
+/// chunk that claim more than a chunk may hold cannot be genuine; when the remaining copies
+/// disagree (an index entry planted with a false length), the chunk is read to find out.
+fn chunk_lengths(
+    reader: &BlobReader,
+    files: &[Planned],
+) -> Result<HashMap<Id, std::result::Result<u64, String>>> {
+    let max = reader.repo.config().chunker.max_size;
+    let mut lengths = HashMap::new();
+    let mut disputed = Vec::new();
+    for id in files.iter().flat_map(|f| &f.node.chunks) {
+        if lengths.contains_key(id) {
+            continue;
+        }
+        let claimed = reader.index.locate_all(id, BlobKind::Data).map(|copies| {
+            let mut l: Vec<u32> = copies.iter().map(|c| c.blob.raw_length).collect();
+            l.sort_unstable();
+            l.dedup();
+            l
+        });
+        let length = match claimed {
+            Err(e) => Err(e.to_string()),
+            Ok(l) => match l.iter().filter(|&&l| l <= max).collect::<Vec<_>>()[..] {
+                [] => Err(format!(
+                    "chunk {} claims more than a chunk may hold ({max} bytes)",
+                    id.short()
+                )),
+                [&one] => Ok(u64::from(one)),
+                _ => {
+                    disputed.push((*id, BlobKind::Data));
+                    continue;
+                }
+            },
+        };
+        lengths.insert(*id, length);
+    }
+    let found = Mutex::new(HashMap::new());
+    let lost = reader.fetch_verified(&disputed, |i, data| {
+        found
+            .lock()
+            .map_err(|_| Error::Corrupt("lock".into()))?
+            .insert(disputed[i].0, data.len() as u64);
+        Ok(())
+    })?;
+    for (i, message) in lost {
+        lengths.insert(disputed[i].0, Err(message));
+    }
+    let found = found
+        .into_inner()
+        .map_err(|_| Error::Corrupt("lock".into()))?;
+    lengths.extend(found.into_iter().map(|(id, len)| (id, Ok(len))));
+    Ok(lengths)
 }
 
 fn write_at(path: &Path, offset: u64, data: &[u8]) -> Result<()> {
@@ -338,21 +371,22 @@ fn write_at(path: &Path, offset: u64, data: &[u8]) -> Result<()> {
     f.write_all_at(data, offset).map_err(|e| Error::io(path, e))
 }
 
+/// Owner, times, then mode: a restrictive mode (0o000, a read-only directory) is applied
+/// last, so restoring it as an ordinary user never locks the restore out of its own work.
+/// Times are set on the path itself (`utimensat`, never following a link), which needs
+/// ownership, not permission to open it.
 fn apply_metadata(path: &Path, node: &Node, as_root: bool) -> Result<()> {
     let io = |e| Error::io(path, e);
     let mtime = filetime::FileTime::from_unix_time(
         node.mtime_ns.div_euclid(1_000_000_000),
         node.mtime_ns.rem_euclid(1_000_000_000) as u32,
     );
-    if node.kind == NodeKind::Symlink {
-        if as_root {
-            std::os::unix::fs::lchown(path, Some(node.uid), Some(node.gid)).map_err(io)?;
-        }
-        return filetime::set_symlink_file_times(path, mtime, mtime).map_err(io);
-    }
     if as_root {
-        std::os::unix::fs::chown(path, Some(node.uid), Some(node.gid)).map_err(io)?;
+        std::os::unix::fs::lchown(path, Some(node.uid), Some(node.gid)).map_err(io)?;
     }
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(node.mode)).map_err(io)?;
-    filetime::set_file_times(path, mtime, mtime).map_err(io)
+    filetime::set_symlink_file_times(path, mtime, mtime).map_err(io)?;
+    if node.kind != NodeKind::Symlink {
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(node.mode)).map_err(io)?;
+    }
+    Ok(())
 }

@@ -7,6 +7,7 @@ use globset::{Glob, GlobSet, GlobSetBuilder};
 
 use crate::backup::{ctime_ns, mtime_ns, Warning};
 use crate::repofile::NodeKind;
+use crate::tree::MAX_DEPTH;
 use crate::{Error, Id, Result};
 
 /// One file, directory or symlink found by the scan, plus what the backup learns about it.
@@ -65,7 +66,7 @@ pub(crate) fn scan(paths: &[PathBuf], excludes: &[String]) -> Result<Scan> {
         if !names.insert(name.clone()) {
             return Err(Error::DuplicateRootName(name));
         }
-        if let Some(i) = scanner.visit(name, abs) {
+        if let Some(i) = scanner.visit(name, abs, 0) {
             roots.push(i);
         }
     }
@@ -92,7 +93,8 @@ impl Scanner {
         });
     }
 
-    fn visit(&mut self, name: String, path: PathBuf) -> Option<usize> {
+    /// Visit an entry of a tree at `depth` (the root tree's entries are at 0).
+    fn visit(&mut self, name: String, path: PathBuf, depth: usize) -> Option<usize> {
         let meta = match std::fs::symlink_metadata(&path) {
             Ok(m) => m,
             Err(e) => {
@@ -101,6 +103,13 @@ impl Scanner {
             }
         };
         let ft = meta.file_type();
+        if ft.is_dir() && depth >= MAX_DEPTH {
+            self.warn(
+                &path,
+                format!("skipped: nested deeper than {MAX_DEPTH} directories, the format's limit"),
+            );
+            return None;
+        }
         let (kind, target) = if ft.is_dir() {
             (NodeKind::Dir, None)
         } else if ft.is_file() {
@@ -148,13 +157,13 @@ impl Scanner {
             failed: false,
         });
         if kind == NodeKind::Dir {
-            let children = self.visit_dir(&path);
+            let children = self.visit_dir(&path, depth + 1);
             self.entries[idx].children = children;
         }
         Some(idx)
     }
 
-    fn visit_dir(&mut self, dir: &Path) -> Vec<usize> {
+    fn visit_dir(&mut self, dir: &Path, depth: usize) -> Vec<usize> {
         let read = match std::fs::read_dir(dir) {
             Ok(r) => r,
             Err(e) => {
@@ -179,10 +188,37 @@ impl Scanner {
             if self.excludes.is_match(&path) || self.excludes.is_match(&name) {
                 continue;
             }
-            if let Some(i) = self.visit(name, path) {
+            if let Some(i) = self.visit(name, path, depth) {
                 children.push(i);
             }
         }
         children
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn directories_nested_deeper_than_the_format_allows_are_left_out() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let root = dir.path().join("r");
+        let mut deepest = root.clone();
+        for _ in 0..MAX_DEPTH {
+            deepest.push("d");
+        }
+        std::fs::create_dir_all(deepest.join("d")).expect("mkdir");
+        let scan = scan(&[root], &[]).expect("scan");
+        // `r` is in the root tree (depth 0); its tree is at 1, the tree of the last `d` kept
+        // at MAX_DEPTH.
+        let dirs = scan
+            .entries
+            .iter()
+            .filter(|e| e.kind == NodeKind::Dir)
+            .count();
+        assert_eq!(dirs, MAX_DEPTH);
+        assert_eq!(scan.warnings.len(), 1);
+        assert!(scan.warnings[0].message.contains("nested deeper"));
     }
 }

@@ -51,8 +51,11 @@ use vtool_snapshot::index::{decode_index, MasterIndex};
 use vtool_snapshot::keys::RestoreKey;
 use vtool_snapshot::pack::{blob_slice, pack_name, parse_pack_name, read_trailer};
 use vtool_snapshot::reader::BlobReader;
-use vtool_snapshot::repofile::{BlobKind, IndexFile, Node, NodeKind, PackedBlob, Snapshot};
+use vtool_snapshot::repofile::{
+    BlobKind, ChunkerParams, IndexFile, Node, NodeKind, PackedBlob, Snapshot, SnapshotSummary,
+};
 use vtool_snapshot::sealed::{Sealed, SealedKind};
+use vtool_snapshot::tree::{TreeBudget, MAX_DEPTH};
 use vtool_snapshot::{blob, crypto, Id, Repository};
 use vtool_transfer::{Backend, BackendError, ObjectInfo};
 
@@ -378,7 +381,10 @@ pub fn check(
 
     if opts.packs || opts.read_data {
         let slice = c.choose_slice(opts)?;
-        let read_key = if opts.read_data { key.as_ref() } else { None };
+        let read_key = match (&repo, &key) {
+            (Some(repo), Some(key)) if opts.read_data => Some((key, &repo.config().chunker)),
+            _ => None,
+        };
         c.check_pack_data(slice, read_key, progress)?;
         if let (Some(Subset::Percent(_)), Some((n, t))) = (opts.subset, slice) {
             let previous = c.report.subset.as_ref().and_then(|s| s.previous.clone());
@@ -544,6 +550,65 @@ fn join(rel: &str, name: &str) -> String {
     } else {
         format!("{rel}/{name}")
     }
+}
+
+/// What a tree expands to, counted as a snapshot's summary counts, and how many levels of
+/// trees nest below it.
+#[derive(Debug, Clone, Copy, Default)]
+struct Expanse {
+    files: u64,
+    dirs: u64,
+    bytes: u64,
+    height: usize,
+}
+
+impl Expanse {
+    fn file(size: u64) -> Self {
+        Expanse {
+            files: 1,
+            bytes: size,
+            ..Default::default()
+        }
+    }
+
+    /// The tree as the entry of a directory in its parent.
+    fn under_dir(self) -> Self {
+        Expanse {
+            dirs: self.dirs.saturating_add(1),
+            height: self.height + 1,
+            ..self
+        }
+    }
+
+    fn plus(self, o: Self) -> Self {
+        Expanse {
+            files: self.files.saturating_add(o.files),
+            dirs: self.dirs.saturating_add(o.dirs),
+            bytes: self.bytes.saturating_add(o.bytes),
+            height: self.height.max(o.height),
+        }
+    }
+}
+
+/// The state of the structure walk over every snapshot's trees.
+struct TreeWalk<'a, 'r> {
+    reader: &'a BlobReader<'r>,
+    master: &'a MasterIndex,
+    max_chunk: u32,
+    /// Every tree loaded so far and what it expands to: each is checked once, even when a
+    /// (forged) tree lists the same subtree many times.
+    expanse: HashMap<Id, Option<Expanse>>,
+    /// The current snapshot nests deeper than the format allows.
+    too_deep: bool,
+}
+
+/// Why restore would refuse a snapshot whose trees expand to `e`, if it would.
+fn beyond_summary(too_deep: bool, e: Option<Expanse>, summary: &SnapshotSummary) -> Option<String> {
+    if too_deep || e.is_some_and(|e| e.height > MAX_DEPTH) {
+        return Some(vtool_snapshot::tree::too_deep());
+    }
+    let e = e?;
+    vtool_snapshot::tree::exceeds_summary([e.files, e.dirs, e.bytes], summary)
 }
 
 impl Checker {
@@ -784,10 +849,12 @@ impl Checker {
         // without a key (this catches a lost index even without the identity).
         let roots: Vec<(Id, Id)> = self.snapshots.iter().map(|(id, s)| (*id, s.tree)).collect();
         for (snap, tree) in roots {
-            let message = match self.master.get(&tree) {
-                Some(loc) if loc.blob.kind == BlobKind::Tree => continue,
-                Some(_) => "the snapshot's root tree is indexed as a data blob",
-                None => "the snapshot's root tree is in no index (lost index or pack)",
+            let message = match self.master.locate(&tree, BlobKind::Tree) {
+                Ok(_) => continue,
+                Err(_) if self.master.get(&tree).is_some() => {
+                    "the snapshot's root tree is indexed as a data blob"
+                }
+                Err(_) => "the snapshot's root tree is in no index (lost index or pack)",
             };
             let damaged = DamagedPath {
                 snapshot: snap.short(),
@@ -877,7 +944,13 @@ impl Checker {
         let master = std::mem::take(&mut self.master);
         {
             let reader = BlobReader::new(repo, key, &master);
-            let mut visited = HashSet::new();
+            let mut walk = TreeWalk {
+                reader: &reader,
+                master: &master,
+                max_chunk: repo.config().chunker.max_size,
+                expanse: HashMap::new(),
+                too_deep: false,
+            };
             for (id, snap) in &snapshots {
                 if let Err(e) = repo.verify_snapshot(snap, &key.chunk_key) {
                     self.problem(
@@ -892,15 +965,22 @@ impl Checker {
                 self.report.counts.snapshots_authenticated += 1;
                 authenticated.push((*id, Snapshot::clone(snap)));
                 let short = id.short();
-                self.walk_tree(
-                    &reader,
-                    &master,
-                    &short,
-                    &snap.tree,
-                    &snap.fingerprint,
-                    "",
-                    &mut visited,
-                );
+                walk.too_deep = false;
+                let expanse =
+                    self.walk_tree(&mut walk, &short, &snap.tree, &snap.fingerprint, "", 0);
+                if let Some(why) = beyond_summary(walk.too_deep, expanse, &snap.summary) {
+                    let p = self.problem(
+                        ProblemKind::Tree,
+                        format!("snapshots/{id}"),
+                        None,
+                        Some(snap.tree),
+                        format!("{why}; restore refuses the snapshot"),
+                    );
+                    self.report.problems[p].damaged.push(DamagedPath {
+                        snapshot: short,
+                        path: "/".into(),
+                    });
+                }
             }
         }
         self.master = master;
@@ -908,24 +988,28 @@ impl Checker {
         authenticated
     }
 
-    #[allow(clippy::too_many_arguments)]
+    /// Check a tree at `depth` and everything below it, each tree once, and return what it
+    /// expands to (`None` when something below could not be loaded or nests too deep).
     fn walk_tree(
         &mut self,
-        reader: &BlobReader,
-        master: &MasterIndex,
+        w: &mut TreeWalk,
         snap: &str,
         tree_id: &Id,
         merkle: &Id,
         rel: &str,
-        visited: &mut HashSet<Id>,
-    ) {
-        if !visited.insert(*tree_id) {
-            return;
+        depth: usize,
+    ) -> Option<Expanse> {
+        if let Some(e) = w.expanse.get(tree_id) {
+            return *e;
         }
-        let tree = match reader.tree(tree_id, merkle) {
+        if depth > MAX_DEPTH {
+            // Not loaded: a forged chain of trees must not exhaust the stack.
+            w.too_deep = true;
+            return None;
+        }
+        let tree = match w.reader.tree(tree_id, merkle) {
             Ok(t) => t,
             Err(e) => {
-                visited.remove(tree_id);
                 let damaged = DamagedPath {
                     snapshot: snap.to_string(),
                     path: if rel.is_empty() {
@@ -937,7 +1021,7 @@ impl Checker {
                 let p = match self.tree_problems.get(tree_id) {
                     Some(&p) => p,
                     None => {
-                        let pack = master.get(tree_id).map(|l| l.pack);
+                        let pack = w.master.get(tree_id).map(|l| l.pack);
                         let object = pack
                             .map(|p| pack_name(&p))
                             .unwrap_or_else(|| "index".into());
@@ -953,61 +1037,86 @@ impl Checker {
                     }
                 };
                 self.report.problems[p].damaged.push(damaged);
-                return;
+                // Not remembered: every path that reaches it is named.
+                return None;
             }
         };
         self.report.counts.trees_checked += 1;
+        let mut total = Some(Expanse::default());
         for node in &tree.nodes {
             let path = join(rel, &node.name);
-            match node.kind {
-                NodeKind::Dir => {
-                    if let (Some(sub), Some(m)) = (node.subtree, node.merkle) {
-                        self.walk_tree(reader, master, snap, &sub, &m, &path, visited);
-                    }
+            let below = match node.kind {
+                NodeKind::Dir => match (node.subtree, node.merkle) {
+                    (Some(sub), Some(m)) => self
+                        .walk_tree(w, snap, &sub, &m, &path, depth + 1)
+                        .map(|e| e.under_dir()),
+                    _ => None,
+                },
+                NodeKind::File => {
+                    self.check_file(w.master, w.max_chunk, node);
+                    Some(Expanse::file(node.size))
                 }
-                NodeKind::File => self.check_file(master, node),
-                NodeKind::Symlink => {}
-            }
+                NodeKind::Symlink => Some(Expanse::default()),
+            };
+            total = total.zip(below).map(|(a, b)| a.plus(b));
         }
+        w.expanse.insert(*tree_id, total);
+        total
     }
 
-    fn check_file(&mut self, master: &MasterIndex, node: &Node) {
+    fn check_file(&mut self, master: &MasterIndex, max_chunk: u32, node: &Node) {
         self.report.counts.files_checked += 1;
         let mut total = 0u64;
         let mut complete = true;
         for c in &node.chunks {
-            match master.get(c) {
-                Some(loc) if loc.blob.kind == BlobKind::Data => {
-                    total += u64::from(loc.blob.raw_length);
-                }
-                Some(loc) => {
-                    complete = false;
-                    if !self.blob_problems.contains_key(c) {
-                        let p = self.problem(
-                            ProblemKind::Blob,
-                            pack_name(&loc.pack),
-                            Some(loc.pack),
-                            Some(*c),
-                            "a file needs this blob as data, the index lists it as a tree".into(),
-                        );
-                        self.blob_problems.insert(*c, p);
-                    }
-                }
-                None => {
-                    complete = false;
-                    if !self.blob_problems.contains_key(c) {
-                        let p = self.problem(
-                            ProblemKind::BlobMissing,
-                            "index",
-                            None,
-                            Some(*c),
-                            "a file needs this blob but no index lists it (lost index or pack)"
-                                .into(),
-                        );
-                        self.blob_problems.insert(*c, p);
-                    }
-                }
+            let mut lengths: Vec<u32> = master
+                .copies(c)
+                .filter(|l| l.blob.kind == BlobKind::Data)
+                .map(|l| l.blob.raw_length)
+                .collect();
+            lengths.sort_unstable();
+            lengths.dedup();
+            let possible: Vec<u32> = lengths
+                .iter()
+                .copied()
+                .filter(|&l| l <= max_chunk)
+                .collect();
+            if let [one] = possible[..] {
+                total += u64::from(one);
+            } else {
+                complete = false;
             }
+            if self.blob_problems.contains_key(c) || (lengths.len() == 1 && possible.len() == 1) {
+                continue;
+            }
+            let p = match (master.get(c), lengths.is_empty()) {
+                (None, _) => self.problem(
+                    ProblemKind::BlobMissing,
+                    "index",
+                    None,
+                    Some(*c),
+                    "a file needs this blob but no index lists it (lost index or pack)".into(),
+                ),
+                (Some(loc), true) => self.problem(
+                    ProblemKind::Blob,
+                    pack_name(&loc.pack),
+                    Some(loc.pack),
+                    Some(*c),
+                    "a file needs this blob as data, the index lists it as a tree".into(),
+                ),
+                (Some(_), false) => self.problem(
+                    ProblemKind::Index,
+                    "index",
+                    None,
+                    Some(*c),
+                    format!(
+                        "the indexes list copies of this chunk with lengths {lengths:?} (at most \
+                         {max_chunk} is possible): an entry was planted or damaged; restore \
+                         reads the chunk to tell which copy is genuine"
+                    ),
+                ),
+            };
+            self.blob_problems.insert(*c, p);
         }
         if complete && total != node.size {
             self.problem(
@@ -1052,7 +1161,7 @@ impl Checker {
     fn check_pack_data(
         &mut self,
         slice: Option<(u32, u32)>,
-        key: Option<&RestoreKey>,
+        key: Option<(&RestoreKey, &ChunkerParams)>,
         progress: &dyn CheckProgress,
     ) -> Result<(), CheckError> {
         let in_slice = |id: &Id| slice.is_none_or(|(n, t)| u32::from(id.0[0]) % t == n - 1);
@@ -1099,8 +1208,8 @@ impl Checker {
                         ),
                     });
                 }
-                if let (Some(key), Some(info)) = (key, indexed.get(id)) {
-                    read_pack(key, id, &stored, &info.blobs, &mut out);
+                if let (Some((key, chunker)), Some(info)) = (key, indexed.get(id)) {
+                    read_pack(key, chunker, id, &stored, &info.blobs, &mut out);
                 }
                 progress.advance(stored.len() as u64);
                 Ok(out)
@@ -1127,9 +1236,11 @@ impl Checker {
         Ok(())
     }
 
-    /// Name the snapshots and paths each blob or pack problem damages.
+    /// Name the snapshots and paths each blob or pack problem damages. A blob is damaged
+    /// only when every copy of it is: a bad copy beside an intact one (an entry planted by
+    /// someone without the keys) damages nothing, and its problem says so.
     fn attribute(&mut self, repo: &Repository, key: &RestoreKey, snapshots: &[(Id, Snapshot)]) {
-        let mut by_blob: HashMap<Id, Vec<usize>> = HashMap::new();
+        let mut by_blob: HashMap<Id, Vec<(Option<Id>, usize)>> = HashMap::new();
         let mut by_pack: HashMap<Id, Vec<usize>> = HashMap::new();
         for (i, p) in self.report.problems.iter().enumerate() {
             let id = |s: &Option<String>| s.as_deref().and_then(Id::from_hex);
@@ -1138,12 +1249,14 @@ impl Checker {
                 // Tree problems already carry the directories they cut off; a trailer
                 // disagreement loses no data.
                 ProblemKind::Tree | ProblemKind::PackTrailer => continue,
+                // Index entries disagreeing on a blob: restore reads it to find out.
+                ProblemKind::Index if p.blob.is_some() => continue,
                 // The pack was decrypted: its blob problems say exactly what is lost.
                 ProblemKind::PackHash if precise(p) => continue,
                 _ => {}
             }
             match (id(&p.blob), id(&p.pack)) {
-                (Some(b), _) => by_blob.entry(b).or_default().push(i),
+                (Some(b), pack) => by_blob.entry(b).or_default().push((pack, i)),
                 (None, Some(pk)) => by_pack.entry(pk).or_default().push(i),
                 _ => {}
             }
@@ -1152,6 +1265,7 @@ impl Checker {
             return;
         }
         let mut found: HashMap<usize, BTreeSet<DamagedPath>> = HashMap::new();
+        let mut spared = HashSet::new();
         {
             let reader = BlobReader::new(repo, key, &self.master);
             let mut a = Attribution {
@@ -1160,9 +1274,25 @@ impl Checker {
                 by_pack: &by_pack,
                 clean: HashSet::new(),
                 found: &mut found,
+                spared: &mut spared,
             };
             for (id, snap) in snapshots {
-                a.walk(&id.short(), &snap.tree, &snap.fingerprint, "");
+                let mut budget = TreeBudget::new(&snap.summary);
+                a.walk(
+                    &id.short(),
+                    &snap.tree,
+                    &snap.fingerprint,
+                    "",
+                    &mut budget,
+                    0,
+                );
+            }
+        }
+        for i in spared {
+            if !found.contains_key(&i) {
+                self.report.problems[i]
+                    .message
+                    .push_str("; another listed copy shows no damage, and restores use it");
             }
         }
         for (i, paths) in found {
@@ -1204,8 +1334,13 @@ struct PackOutcome {
 }
 
 /// Decode a blob's stored bytes and check them against its keyed id.
-fn check_blob(key: &RestoreKey, stored: &[u8], b: &PackedBlob) -> Result<(), String> {
-    let raw = blob::decode(stored, b.raw_length, b.compressed).map_err(|e| e.to_string())?;
+fn check_blob(
+    key: &RestoreKey,
+    chunker: &ChunkerParams,
+    stored: &[u8],
+    b: &PackedBlob,
+) -> Result<(), String> {
+    let raw = blob::decode(stored, b, chunker).map_err(|e| e.to_string())?;
     if key.chunk_key.blob_id(&raw) != b.id {
         return Err("its content does not match its id".into());
     }
@@ -1218,6 +1353,7 @@ type PackStream<'a> = vtool_snapshot::age::stream::StreamReader<Cursor<&'a [u8]>
 /// read blob by blob so that only the blobs really lost are reported.
 fn read_pack(
     key: &RestoreKey,
+    chunker: &ChunkerParams,
     id: &Id,
     stored: &[u8],
     blobs: &[PackedBlob],
@@ -1235,7 +1371,7 @@ fn read_pack(
             return;
         }
         Err(_) => {
-            read_pack_damaged(key, stored, &what, blobs, out);
+            read_pack_damaged(key, chunker, stored, &what, blobs, out);
             return;
         }
     };
@@ -1265,7 +1401,7 @@ fn read_pack(
         out.blobs_checked += 1;
         let result = blob_slice(&plain, b)
             .map_err(|e| e.to_string())
-            .and_then(|s| check_blob(key, s, b));
+            .and_then(|s| check_blob(key, chunker, s, b));
         if let Err(message) = result {
             out.found.push(Found {
                 kind: ProblemKind::Blob,
@@ -1278,6 +1414,7 @@ fn read_pack(
 
 fn read_pack_damaged(
     key: &RestoreKey,
+    chunker: &ChunkerParams,
     stored: &[u8],
     what: &str,
     blobs: &[PackedBlob],
@@ -1320,7 +1457,7 @@ fn read_pack_damaged(
         } else {
             Err("the index places it outside the pack".into())
         };
-        let result = data.and_then(|d| check_blob(key, &d, b));
+        let result = data.and_then(|d| check_blob(key, chunker, &d, b));
         if let Err(message) = result {
             // A failed age reader cannot be reused: start a fresh one for the next blob.
             reader = None;
@@ -1336,18 +1473,36 @@ fn read_pack_damaged(
 /// Finds the snapshots and paths reached by damaged blobs and packs.
 struct Attribution<'a, 'r> {
     reader: &'a BlobReader<'r>,
-    by_blob: &'a HashMap<Id, Vec<usize>>,
+    /// Problems per blob, with the pack of the copy concerned (`None`: every copy).
+    by_blob: &'a HashMap<Id, Vec<(Option<Id>, usize)>>,
     by_pack: &'a HashMap<Id, Vec<usize>>,
     /// Trees with nothing damaged below them.
     clean: HashSet<Id>,
     found: &'a mut HashMap<usize, BTreeSet<DamagedPath>>,
+    /// Problems of a bad copy whose blob has another copy without problems.
+    spared: &'a mut HashSet<usize>,
 }
 
 impl Attribution<'_, '_> {
     fn hit(&mut self, blob: &Id, snap: &str, path: String) -> bool {
-        let mut problems: Vec<usize> = self.by_blob.get(blob).cloned().unwrap_or_default();
-        if let Some(loc) = self.reader.index.get(blob) {
+        let of_blob = self
+            .by_blob
+            .get(blob)
+            .map(Vec::as_slice)
+            .unwrap_or_default();
+        let of_copy = |pack: Option<Id>| of_blob.iter().filter(move |(pk, _)| *pk == pack);
+        // Problems of every copy at once (no index lists the blob), then of each copy.
+        let mut problems: Vec<usize> = of_copy(None).map(|&(_, p)| p).collect();
+        let mut intact_copy = false;
+        for loc in self.reader.index.copies(blob) {
+            let before = problems.len();
             problems.extend(self.by_pack.get(&loc.pack).into_iter().flatten());
+            problems.extend(of_copy(Some(loc.pack)).map(|&(_, p)| p));
+            intact_copy |= problems.len() == before;
+        }
+        if intact_copy && of_copy(None).next().is_none() {
+            self.spared.extend(problems);
+            return false;
         }
         for &p in &problems {
             self.found.entry(p).or_default().insert(DamagedPath {
@@ -1358,8 +1513,18 @@ impl Attribution<'_, '_> {
         !problems.is_empty()
     }
 
-    /// Returns whether anything at or below this tree is damaged.
-    fn walk(&mut self, snap: &str, tree_id: &Id, merkle: &Id, rel: &str) -> bool {
+    /// Returns whether anything at or below this tree, at `depth`, is damaged. The walk
+    /// stays within the snapshot's authenticated totals (the structure walk reports a
+    /// snapshot beyond them).
+    fn walk(
+        &mut self,
+        snap: &str,
+        tree_id: &Id,
+        merkle: &Id,
+        rel: &str,
+        budget: &mut TreeBudget,
+        depth: usize,
+    ) -> bool {
         if self.clean.contains(tree_id) {
             return false;
         }
@@ -1375,13 +1540,16 @@ impl Attribution<'_, '_> {
             // Reported as a tree problem by the structure walk.
             return true;
         };
+        if budget.enter(&tree, depth).is_err() {
+            return true;
+        }
         let mut damaged = false;
         for node in &tree.nodes {
             let path = join(rel, &node.name);
             match node.kind {
                 NodeKind::Dir => {
                     if let (Some(sub), Some(m)) = (node.subtree, node.merkle) {
-                        damaged |= self.walk(snap, &sub, &m, &path);
+                        damaged |= self.walk(snap, &sub, &m, &path, budget, depth + 1);
                     }
                 }
                 NodeKind::File => {

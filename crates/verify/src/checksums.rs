@@ -20,6 +20,7 @@ use sha2::Digest;
 use vtool_snapshot::reader::BlobReader;
 use vtool_snapshot::repofile::{BlobKind, Node, NodeKind, Snapshot};
 use vtool_snapshot::sealed::Sealed;
+use vtool_snapshot::tree::TreeBudget;
 use vtool_snapshot::{Damage, Error, Id, Result};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -75,8 +76,10 @@ pub fn checksums(
         .repo
         .verify_snapshot(snapshot, &reader.key.chunk_key)?;
     let root = reader.tree(&snapshot.tree, &snapshot.fingerprint)?;
+    let mut budget = TreeBudget::new(&snapshot.summary);
+    budget.enter(&root, 0)?;
     let mut files = Vec::new();
-    collect_files(reader, &root.nodes, "", &mut files)?;
+    collect_files(reader, &root.nodes, "", &mut files, &mut budget, 0)?;
     let mut report = ChecksumReport::default();
     match format {
         ChecksumFormat::B3 => {
@@ -118,6 +121,8 @@ fn collect_files(
     nodes: &[Node],
     rel: &str,
     out: &mut Vec<(String, Node)>,
+    budget: &mut TreeBudget,
+    depth: usize,
 ) -> Result<()> {
     for n in nodes {
         let path = if rel.is_empty() {
@@ -129,7 +134,8 @@ fn collect_files(
             (NodeKind::File, _, _) => out.push((path, n.clone())),
             (NodeKind::Dir, Some(sub), Some(m)) => {
                 let tree = reader.tree(&sub, &m)?;
-                collect_files(reader, &tree.nodes, &path, out)?;
+                budget.enter(&tree, depth + 1)?;
+                collect_files(reader, &tree.nodes, &path, out, budget, depth + 1)?;
             }
             (NodeKind::Dir, _, _) => {
                 return Err(Error::Corrupt(format!("directory {path} has no tree")))
@@ -180,9 +186,7 @@ fn sha256_of(reader: &BlobReader, packs: &PackCache, node: &Node) -> Result<Stri
     let mut sha = sha2::Sha256::new();
     let mut b3 = blake3::Hasher::new();
     for chunk in &node.chunks {
-        let loc = reader.index.locate(chunk, BlobKind::Data)?;
-        let plain = packs.get(reader, &loc.pack)?;
-        let data = reader.open_blob(&plain, loc)?;
+        let data = reader.read_blob(chunk, BlobKind::Data, |pack| packs.get(reader, pack))?;
         sha.update(&data);
         b3.update(&data);
     }

@@ -5,7 +5,8 @@ use std::path::Path;
 
 use serde::Serialize;
 use vtool_snapshot::reader::BlobReader;
-use vtool_snapshot::repofile::{Node, NodeKind, Snapshot};
+use vtool_snapshot::repofile::{Node, NodeKind, Snapshot, Tree};
+use vtool_snapshot::tree::TreeBudget;
 use vtool_snapshot::{Error, Result};
 
 use crate::disk::{hash_files, merkle_of, read_dir, DiskEntry};
@@ -45,9 +46,15 @@ pub struct Comparison {
 pub fn compare(reader: &BlobReader, snapshot: &Snapshot, dir: &Path) -> Result<Comparison> {
     let mut disk = read_dir(dir)?;
     let root = reader.tree(&snapshot.tree, &snapshot.fingerprint)?;
+    // Each pass expands the trees once, within the snapshot's authenticated totals.
+    let budget = || -> Result<TreeBudget> {
+        let mut b = TreeBudget::new(&snapshot.summary);
+        b.enter(&root, 0)?;
+        Ok(b)
+    };
     // First pass: which files need their content hashed (present in both, same size).
     let mut sizes = BTreeMap::new();
-    collect_sizes(reader, &root.nodes, "", &mut sizes)?;
+    collect_sizes(reader, &root.nodes, "", &mut sizes, &mut budget()?, 0)?;
     let wanted = |e: &DiskEntry| {
         let rel = e
             .path
@@ -59,7 +66,15 @@ pub fn compare(reader: &BlobReader, snapshot: &Snapshot, dir: &Path) -> Result<C
     hash_files(&mut disk, &wanted)?;
     let files_hashed = count_hashed(&disk);
     let mut differences = Vec::new();
-    walk(reader, &root.nodes, &disk, "", &mut differences)?;
+    let mut walk_budget = budget()?;
+    walk(
+        reader,
+        &root.nodes,
+        &disk,
+        "",
+        &mut differences,
+        &mut walk_budget,
+    )?;
     // Files that were not hashed differ anyway; give them a content hash that cannot match
     // so the recomputed fingerprint is honest.
     fill_unhashed(&mut disk);
@@ -86,6 +101,8 @@ fn collect_sizes(
     nodes: &[Node],
     rel: &str,
     out: &mut BTreeMap<String, u64>,
+    budget: &mut TreeBudget,
+    depth: usize,
 ) -> Result<()> {
     for n in nodes {
         let path = join(rel, &n.name);
@@ -94,8 +111,8 @@ fn collect_sizes(
                 out.insert(path, n.size);
             }
             NodeKind::Dir => {
-                let tree = load(reader, n)?;
-                collect_sizes(reader, &tree.nodes, &path, out)?;
+                let tree = load(reader, n, budget, depth + 1)?;
+                collect_sizes(reader, &tree.nodes, &path, out, budget, depth + 1)?;
             }
             NodeKind::Symlink => {}
         }
@@ -103,14 +120,19 @@ fn collect_sizes(
     Ok(())
 }
 
-fn load(reader: &BlobReader, n: &Node) -> Result<vtool_snapshot::repofile::Tree> {
-    match (n.subtree, n.merkle) {
-        (Some(id), Some(m)) => reader.tree(&id, &m),
-        _ => Err(Error::Corrupt(format!(
-            "directory {:?} has no tree",
-            n.name
-        ))),
-    }
+/// Load a directory's tree, the entries at `depth`, and count them against the budget.
+fn load(reader: &BlobReader, n: &Node, budget: &mut TreeBudget, depth: usize) -> Result<Tree> {
+    let tree = match (n.subtree, n.merkle) {
+        (Some(id), Some(m)) => reader.tree(&id, &m)?,
+        _ => {
+            return Err(Error::Corrupt(format!(
+                "directory {:?} has no tree",
+                n.name
+            )))
+        }
+    };
+    budget.enter(&tree, depth)?;
+    Ok(tree)
 }
 
 fn count_hashed(entries: &[DiskEntry]) -> u64 {
@@ -135,7 +157,14 @@ fn walk(
     disk: &[DiskEntry],
     rel: &str,
     out: &mut Vec<Difference>,
+    budget: &mut TreeBudget,
 ) -> Result<()> {
+    // The depth below the root is the number of components in `rel`.
+    let depth = if rel.is_empty() {
+        0
+    } else {
+        rel.split('/').count()
+    };
     let mut on_disk: BTreeMap<&str, &DiskEntry> =
         disk.iter().map(|e| (e.node.name.as_str(), e)).collect();
     for n in snap {
@@ -183,8 +212,8 @@ fn walk(
                 continue;
             }
             NodeKind::Dir => {
-                let tree = load(reader, n)?;
-                walk(reader, &tree.nodes, &d.children, &path, out)?;
+                let tree = load(reader, n, budget, depth + 1)?;
+                walk(reader, &tree.nodes, &d.children, &path, out, budget)?;
             }
             _ => {}
         }

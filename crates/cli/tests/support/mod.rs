@@ -77,16 +77,21 @@ impl Env {
     }
 
     pub fn run(&self, args: &[&str]) -> Output {
-        Command::new(VTOOL)
-            .args(args)
+        self.command(VTOOL, args).output().expect("run vtool")
+    }
+
+    /// `program args` (vtool, or a wrapper that runs it) in the scratch area, with vtool's
+    /// environment cleaned up.
+    pub fn command(&self, program: &str, args: &[&str]) -> Command {
+        let mut c = Command::new(program);
+        c.args(args)
             .current_dir(self.dir.path())
             .env("VTOOL_CACHE_DIR", self.path("cache"))
             .env_remove("VTOOL_REPO")
             .env_remove("VTOOL_BACKUP_KEY")
             .env_remove("VTOOL_IDENTITY")
-            .envs(self.vars.iter().map(|(k, v)| (k, v)))
-            .output()
-            .expect("run vtool")
+            .envs(self.vars.iter().map(|(k, v)| (k, v)));
+        c
     }
 
     /// Run and require an exit status, returning stdout.
