@@ -54,15 +54,7 @@ fn make_source(root: &Path) {
     }
     fs::set_permissions(&ks, fs::Permissions::from_mode(0o700)).expect("chmod");
     fs::write(root.join("validator/slashing.json"), "{\"data\": []}\n").expect("write");
-    let mut x = 0x1234_5678_9abc_def0u64;
-    let data: Vec<u8> = (0..1_500_000)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect();
+    let data = support::noise(1_500_000, 0x1234_5678_9abc_def0);
     fs::write(root.join("beacon/db/000001.ldb"), data).expect("write");
     std::os::unix::fs::symlink("db/000001.ldb", root.join("beacon/current")).expect("symlink");
     let mut paths = Vec::new();

@@ -16,15 +16,7 @@ fn node(env: &Env) -> PathBuf {
     let root = env.path("node");
     fs::create_dir_all(root.join("chain")).expect("mkdir");
     fs::create_dir_all(root.join("keys")).expect("mkdir");
-    let mut x: u64 = 0x243F_6A88_85A3_08D3;
-    let big: Vec<u8> = (0..6 << 20)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect();
+    let big = support::noise(6 << 20, 0x243F_6A88_85A3_08D3);
     fs::write(root.join("chain/big.bin"), big).expect("write");
     fs::write(root.join("chain/small.log"), "log line\n".repeat(1000)).expect("write");
     fs::write(root.join("keys/keystore.json"), r#"{"crypto":{}}"#).expect("write");

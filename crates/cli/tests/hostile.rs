@@ -141,15 +141,7 @@ fn bomb_blob(inflates_to: u64, claims: u32) -> EncodedBlob {
 fn node(env: &Env) -> PathBuf {
     let root = env.path("node");
     fs::create_dir_all(root.join("chain")).expect("mkdir");
-    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
-    let big: Vec<u8> = (0..3 << 20)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect();
+    let big = support::noise(3 << 20, 0x9E37_79B9_7F4A_7C15);
     fs::write(root.join("chain/big.bin"), big).expect("write");
     fs::write(root.join("chain/small.log"), "log line\n".repeat(1000)).expect("write");
     fs::write(root.join("keystore.json"), r#"{"crypto":{}}"#).expect("write");
