@@ -191,6 +191,9 @@ pub enum ProblemKind {
     Tree,
     /// A file's chunks do not add up to its size.
     File,
+    /// A `check/` state object does not match its content hash. It only schedules
+    /// `--subset` runs, but its damage is damage of the storage like any other.
+    CheckState,
 }
 
 /// A snapshot and a path inside it that a problem damages.
@@ -333,6 +336,7 @@ pub fn check(
     c.check_keys()?;
     c.check_indexes()?;
     c.check_snapshots()?;
+    c.check_states()?;
     c.check_pack_structure()?;
     match vtool_transfer::survey_temp(backend.as_ref()) {
         Ok(t) => c.report.temp_files = Some(t),
@@ -586,6 +590,25 @@ impl Checker {
                     None,
                     None,
                     "key object does not match its content hash (damaged)".into(),
+                );
+            }
+        }
+        Ok(())
+    }
+
+    /// A damaged state is skipped by `--subset` (the rotation restarts from an older one),
+    /// so nothing else would ever notice it.
+    fn check_states(&mut self) -> Result<(), CheckError> {
+        for (name, _, ok) in self.fetch_named("check")? {
+            if !ok {
+                self.problem(
+                    ProblemKind::CheckState,
+                    name,
+                    None,
+                    None,
+                    "check state object does not match its content hash (damaged); it only \
+                     records which --subset slice ran last: delete it"
+                        .into(),
                 );
             }
         }

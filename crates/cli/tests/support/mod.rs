@@ -76,17 +76,21 @@ impl Env {
         self.path("backup.key").display().to_string()
     }
 
-    pub fn run(&self, args: &[&str]) -> Output {
-        Command::new(VTOOL)
-            .args(args)
+    /// `vtool <args>` in the scratch area with a clean environment, not yet started.
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(VTOOL);
+        cmd.args(args)
             .current_dir(self.dir.path())
             .env("VTOOL_CACHE_DIR", self.path("cache"))
             .env_remove("VTOOL_REPO")
             .env_remove("VTOOL_BACKUP_KEY")
             .env_remove("VTOOL_IDENTITY")
-            .envs(self.vars.iter().map(|(k, v)| (k, v)))
-            .output()
-            .expect("run vtool")
+            .envs(self.vars.iter().map(|(k, v)| (k, v)));
+        cmd
+    }
+
+    pub fn run(&self, args: &[&str]) -> Output {
+        self.command(args).output().expect("run vtool")
     }
 
     /// Run and require an exit status, returning stdout.
