@@ -8,7 +8,7 @@ use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use support::{
-    assert_same_tree, copy_tree, diff_listings, listing, make_validator_dir, Rng, TestRepo,
+    assert_same_tree, copy_tree, diff_listings, listing, make_validator_dir, reframe, Rng, TestRepo,
 };
 use vtool_snapshot::age::x25519::Identity;
 use vtool_snapshot::keys::{load_identity, save_identity};
@@ -284,7 +284,7 @@ fn altered_snapshot_fails_authentication() {
     let mut json: serde_json::Value =
         serde_json::from_slice(&t.local().get(&name).expect("get")).expect("snapshot json");
     json["body"]["hostname"] = serde_json::Value::String("attacker".into());
-    let forged = serde_json::to_vec_pretty(&json).expect("json");
+    let forged = reframe(&json);
     let forged_id = Id::hash(&forged);
     t.local()
         .put(&format!("snapshots/{forged_id}"), &forged)
@@ -477,7 +477,7 @@ fn hostile_config_is_refused_on_open() {
             serde_json::from_slice(&fs::read(&path).expect("read config")).expect("json");
         // Checked on open, before any key authenticates the config.
         edit(&mut config["body"]);
-        fs::write(&path, serde_json::to_vec_pretty(&config).expect("json")).expect("write");
+        fs::write(&path, reframe(&config)).expect("write");
         match Repository::open(Box::new(t.local())) {
             Err(Error::Corrupt(msg)) if what != "version" => {
                 assert!(msg.contains("absurd"), "{what}: {msg}")

@@ -181,6 +181,13 @@ pub fn set_mtime(p: &Path, secs: i64, nanos: u32) {
     filetime::set_symlink_file_times(p, t, t).expect("lutimes");
 }
 
+/// A sealed object whose body was edited, framed with its old MAC as a storage host without
+/// the keys would store it: well formed, but it must fail authentication.
+pub fn reframe(object: &serde_json::Value) -> Vec<u8> {
+    let body = serde_json::to_vec_pretty(&object["body"]).expect("json");
+    vtool_snapshot::sealed::envelope(object["mac"].as_str().expect("mac"), &body)
+}
+
 /// Copy a tree preserving contents, modes, mtimes (ns) and symlinks.
 pub fn copy_tree(src: &Path, dst: &Path) {
     let meta = fs::symlink_metadata(src).expect("stat");

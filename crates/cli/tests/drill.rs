@@ -9,7 +9,7 @@ use std::path::Path;
 use std::process::Command;
 
 use serde_json::Value;
-use support::{engines, s, text, Env};
+use support::{engines, reframe, s, text, Env};
 
 /// A node with one database of each engine, written by the engine itself.
 fn engines_node(root: &Path) {
@@ -235,7 +235,7 @@ fn altered_or_forged_drill_records_are_flagged() {
     body["passed"] = Value::Bool(true);
     body["failure"] = Value::Null;
     body["time"] = Value::String("2099-01-01T00:00:00Z".into());
-    let data = serde_json::to_vec_pretty(&record).expect("json");
+    let data = reframe(&record);
     let forged = format!("drills/{}", blake3::hash(&data).to_hex());
     fs::write(env.path(&format!("repo/{forged}")), &data).expect("write");
 

@@ -9,7 +9,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use serde_json::Value;
-use support::{fixtures, s, text, Env};
+use support::{fixtures, reframe, s, text, Env};
 
 fn node(env: &Env, name: &str, content: &str) -> PathBuf {
     let root = env.path(name);
@@ -178,11 +178,7 @@ fn a_planted_newer_snapshot_is_passed_over_by_latest() {
     let mut forged: Value = serde_json::from_str(&stored).expect("json");
     forged["body"]["time"] = Value::from("2099-01-01T00:00:00Z");
     forged["body"]["hostname"] = Value::from("evil");
-    let name = plant(
-        &env,
-        "snapshots",
-        &serde_json::to_vec_pretty(&forged).expect("json"),
-    );
+    let name = plant(&env, "snapshots", &reframe(&forged));
 
     let target = env.path("restored");
     let out = env.with_identity("restore", &["latest", "--target", s(&target)]);
@@ -217,11 +213,7 @@ fn check_authenticates_drill_records_and_check_states() {
         serde_json::from_slice(&fs::read(&record).expect("read")).expect("json");
     forged["body"]["passed"] = Value::Bool(true);
     forged["body"]["failure"] = Value::Null;
-    let name = plant(
-        &env,
-        "drills",
-        &serde_json::to_vec_pretty(&forged).expect("json"),
-    );
+    let name = plant(&env, "drills", &reframe(&forged));
     check(&env, &[], 0);
     let r = check(&env, &["--identity", &env.identity()], 3);
     assert_eq!(problem_kinds(&r), vec!["drill-auth"], "{r:#}");

@@ -11,6 +11,26 @@ pub const DEFAULT_PARAMS: ChunkerParams = ChunkerParams {
     max_size: 8 * 1024 * 1024,
 };
 
+/// Whether FastCDC can cut with these parameters: every size within the bounds the
+/// `fastcdc` crate supports and even (outside them it panics), and min <= avg <= max. A
+/// config from a hostile or damaged repository must be refused on open, not crash a backup.
+pub fn params_supported(p: &ChunkerParams) -> bool {
+    use fastcdc::v2020::{
+        AVERAGE_MAX, AVERAGE_MIN, MAXIMUM_MAX, MAXIMUM_MIN, MINIMUM_MAX, MINIMUM_MIN,
+    };
+    let (min, avg, max) = (
+        p.min_size as usize,
+        p.avg_size as usize,
+        p.max_size as usize,
+    );
+    (MINIMUM_MIN..=MINIMUM_MAX).contains(&min)
+        && (AVERAGE_MIN..=AVERAGE_MAX).contains(&avg)
+        && (MAXIMUM_MIN..=MAXIMUM_MAX).contains(&max)
+        && min <= avg
+        && avg <= max
+        && [min, avg, max].iter().all(|s| s % 2 == 0)
+}
+
 /// How much of a file is read and cut at once.
 const SEGMENT: usize = 4 * 1024 * 1024;
 
@@ -147,6 +167,37 @@ mod tests {
                 x as u8
             })
             .collect()
+    }
+
+    #[test]
+    fn only_parameters_fastcdc_supports_pass() {
+        let p = |min_size, avg_size, max_size| ChunkerParams {
+            min_size,
+            avg_size,
+            max_size,
+        };
+        assert!(params_supported(&DEFAULT_PARAMS));
+        for bad in [
+            p(1, 1024, 4096),
+            p(2 << 20, 2 << 20, 8 << 20),
+            p(512, 128, 4096),
+            p(512, 8 << 20, 8 << 20),
+            p(512, 4096, 32 << 20),
+            p(512, 3_207_029, 8 << 20),
+            p(8192, 4096, 16384),
+        ] {
+            assert!(!params_supported(&bad), "{bad:?} accepted");
+        }
+        // The extremes that pass do cut.
+        let data = pseudo_random(3 << 20, 7);
+        for good in [p(64, 256, 1024), p(1 << 20, 4 << 20, 16 << 20)] {
+            assert!(params_supported(&good));
+            let (len, _) = Chunker::new(good)
+                .chunk::<_, ()>(&data[..], |_| Ok(()))
+                .map_err(|_| ())
+                .expect("chunk");
+            assert_eq!(len as usize, data.len());
+        }
     }
 
     fn cut(data: &[u8]) -> Vec<Vec<u8>> {

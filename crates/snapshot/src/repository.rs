@@ -94,12 +94,7 @@ impl Repository {
                 config.version
             )));
         }
-        if config.chunker.min_size == 0
-            || config.chunker.min_size > config.chunker.avg_size
-            || config.chunker.avg_size > config.chunker.max_size
-            || config.chunker.max_size > 64 << 20
-            || config.pack_size > 1 << 30
-        {
+        if !chunker::params_supported(&config.chunker) || config.pack_size > 1 << 30 {
             return Err(Error::Corrupt(
                 "config holds absurd chunker or pack sizes".into(),
             ));

@@ -56,18 +56,22 @@ impl SealedKind {
     }
 }
 
+/// The framing `seal` writes around the MAC and the body, and parse insists on.
+const OPEN: &[u8] = b"{\"mac\":\"";
+const MIDDLE: &[u8] = b"\",\"body\":";
+const CLOSE: &[u8] = b"}\n";
+
 /// Serialize `value` as the body of a sealed object and return the stored bytes.
 pub fn seal<T: Serialize>(kind: SealedKind, value: &T, key: &ChunkKey) -> Result<Vec<u8>> {
     let body = serde_json::to_vec_pretty(value).map_err(|e| Error::Corrupt(e.to_string()))?;
     let mac = key.mac(kind.context(), &body);
-    // Written by hand so the body's bytes are stored exactly as they were MACed.
-    let mut out = Vec::with_capacity(body.len() + 100);
-    out.extend_from_slice(b"{\"mac\":\"");
-    out.extend_from_slice(mac.as_bytes());
-    out.extend_from_slice(b"\",\"body\":");
-    out.extend_from_slice(&body);
-    out.extend_from_slice(b"}\n");
-    Ok(out)
+    Ok(envelope(&mac, &body))
+}
+
+/// The stored form of a sealed object: `body` framed with its MAC exactly as readers expect.
+/// Written by hand so the body's bytes are stored exactly as they were MACed.
+pub fn envelope(mac: &str, body: &[u8]) -> Vec<u8> {
+    [OPEN, mac.as_bytes(), MIDDLE, body, CLOSE].concat()
 }
 
 /// How an object read from the repository is authenticated.
@@ -108,6 +112,15 @@ impl<T: Serialize + DeserializeOwned> Sealed<T> {
     pub fn parse(kind: SealedKind, data: &[u8]) -> std::result::Result<Self, String> {
         if let Ok(env) = serde_json::from_slice::<Envelope>(data) {
             let body = env.body.get().as_bytes();
+            // Only the body is MACed, so the framing around it must be exactly what `seal`
+            // writes: otherwise a changed byte there (a space for the final newline) would
+            // go unnoticed in the one sealed object not named by its hash, the config.
+            if data != envelope(&env.mac, body) {
+                return Err(format!(
+                    "the {} is not in the form vtool writes around a sealed body",
+                    kind.noun()
+                ));
+            }
             let value = serde_json::from_slice(body).map_err(|e| e.to_string())?;
             return Ok(Sealed {
                 value,
@@ -341,15 +354,34 @@ mod tests {
         }
 
         #[test]
-        fn any_flipped_byte_fails(d in duration(), at in any::<prop::sample::Index>(), bit in 0u8..8) {
+        fn any_changed_byte_fails(d in duration(), at in any::<prop::sample::Index>(), mask in 1u8..=255) {
             let key = ChunkKey::generate();
             let mut bytes = seal(SealedKind::Snapshot, &snapshot(d, SnapshotSummary::default()), &key).expect("seal");
             let i = at.index(bytes.len());
-            bytes[i] ^= 1 << bit;
-            // No single-bit flip turns JSON whitespace into other whitespace, so every flip
-            // either breaks the envelope or changes the MACed bytes.
+            bytes[i] ^= mask;
+            // A change inside the body changes the MACed bytes; one outside it (even the final
+            // newline turned into a space) breaks the framing parse insists on.
             if let Ok(read) = Sealed::<Snapshot>::parse(SealedKind::Snapshot, &bytes) {
                 prop_assert!(!read.verify(SealedKind::Snapshot, &key), "flip at {} went unnoticed", i);
+            }
+        }
+    }
+
+    #[test]
+    fn every_changed_byte_of_a_sealed_object_fails() {
+        let key = ChunkKey::generate();
+        let snap = snapshot(3.6432756790000003, SnapshotSummary::default());
+        let bytes = seal(SealedKind::Snapshot, &snap, &key).expect("seal");
+        for i in 0..bytes.len() {
+            for mask in 1..=255u8 {
+                let mut changed = bytes.clone();
+                changed[i] ^= mask;
+                if let Ok(read) = Sealed::<Snapshot>::parse(SealedKind::Snapshot, &changed) {
+                    assert!(
+                        !read.verify(SealedKind::Snapshot, &key),
+                        "byte {i} ^ {mask:#04x} went unnoticed"
+                    );
+                }
             }
         }
     }
@@ -379,7 +411,7 @@ mod tests {
         let text = format!("{{ \"zeta\" : 1 ,{}", &json[1..]);
         let body_bytes = text.as_bytes();
         let mac = key.mac(SealedKind::Snapshot.context(), body_bytes);
-        let stored = format!("{{\"mac\":\"{mac}\",\"body\":{text}}}");
+        let stored = format!("{{\"mac\":\"{mac}\",\"body\":{text}}}\n");
         let read =
             Sealed::<Snapshot>::parse(SealedKind::Snapshot, stored.as_bytes()).expect("parse");
         assert!(read.verify(SealedKind::Snapshot, &key));

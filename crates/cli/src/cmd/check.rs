@@ -10,11 +10,11 @@ use crate::{output, Outcome};
 
 /// Check the repository's integrity. Exit 0 when all is well, 3 when anything is damaged.
 ///
-/// Without options: the structure (config, key, index and snapshot objects named by their
-/// hashes, every indexed pack present with its size; packs in no index are noted, not
-/// failed: an interrupted backup leaves them). With --identity also authenticates every
-/// snapshot, walks every tree and makes sure every blob a file needs is indexed and stored,
-/// and names the snapshots and files each problem damages.
+/// Without options: the structure (config, key, index, snapshot and check state objects
+/// named by their hashes, every indexed pack present with its size; packs in no index are
+/// noted, not failed: an interrupted backup leaves them). With --identity also authenticates
+/// every snapshot, walks every tree and makes sure every blob a file needs is indexed and
+/// stored, and names the snapshots and files each problem damages.
 #[derive(clap::Args)]
 pub struct Args {
     #[command(flatten)]
