@@ -10,7 +10,7 @@ use serde_json::Value;
 
 mod support;
 
-use support::{fixtures, s, Env};
+use support::{fixtures, s, text, Env};
 
 fn restore_args(env: &Env, snapshot: &str, target: &Path) -> Vec<String> {
     vec![
@@ -316,6 +316,33 @@ fn init_refuses_to_overwrite_key_files() {
     assert_eq!(o.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&o.stderr).contains("already holds a repository"));
     assert!(!env.path("bk2").exists());
+    assert!(!env.path("id2.txt").exists());
+}
+
+#[test]
+fn init_with_an_unwritable_key_path_leaves_no_repository() {
+    let env = Env::new();
+    let repo = env.repo();
+    for (identity, backup_key) in [
+        ("missing-dir/identity.txt", "backup.key"),
+        ("identity.txt", "missing-dir/backup.key"),
+    ] {
+        let o = env.run(&[
+            "init",
+            "--repo",
+            &repo,
+            "--identity-out",
+            &env.path(identity).display().to_string(),
+            "--backup-key-out",
+            &env.path(backup_key).display().to_string(),
+        ]);
+        assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+        // Nobody could restore from a repository whose identity was not written.
+        assert!(!env.path("repo/config").exists(), "{identity} {backup_key}");
+        assert!(!env.path("identity.txt").exists());
+        assert!(!env.path("backup.key").exists());
+    }
+    env.init();
 }
 
 #[test]

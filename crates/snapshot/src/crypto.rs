@@ -8,9 +8,9 @@ use crate::{Error, Result};
 pub fn encrypt(recipients: &[age::x25519::Recipient], plain: &[u8]) -> Result<Vec<u8>> {
     let mut w = stream_writer(recipients, Vec::with_capacity(plain.len() + 256))?;
     w.write_all(plain)
-        .map_err(|e| Error::Corrupt(format!("encrypt: {e}")))?;
+        .map_err(|e| Error::Internal(format!("encrypt: {e}")))?;
     w.finish()
-        .map_err(|e| Error::Corrupt(format!("encrypt: {e}")))
+        .map_err(|e| Error::Internal(format!("encrypt: {e}")))
 }
 
 /// Start an age stream to `recipients` that writes into `out`.
@@ -23,7 +23,7 @@ pub fn stream_writer<W: Write>(
             .map_err(|e| Error::WrongKey(format!("cannot encrypt: {e}")))?;
     encryptor
         .wrap_output(out)
-        .map_err(|e| Error::Corrupt(format!("encrypt: {e}")))
+        .map_err(|e| Error::Internal(format!("encrypt: {e}")))
 }
 
 /// Open an age stream for reading with `identity`.

@@ -41,6 +41,9 @@ pub enum Error {
     TreeTooLarge(PathBuf),
     #[error("invalid pattern {0}")]
     Pattern(String),
+    /// Encoding, encryption or a worker thread failed: a bug or the machine, never the data.
+    #[error("internal error: {0}; this is a bug in vtool, please report it")]
+    Internal(String),
     #[error("cannot start worker threads: {0}")]
     Threads(String),
 }
@@ -51,6 +54,11 @@ impl Error {
             path: path.into(),
             error: source,
         }
+    }
+
+    /// A lock held by a thread that panicked (the panic itself is reported by its join).
+    pub(crate) fn poisoned<T>(_: T) -> Self {
+        Error::Internal("a worker thread panicked".into())
     }
 
     /// True when the error means stored data is missing or damaged (exit status 3).

@@ -119,8 +119,8 @@ impl MasterIndex {
 
 /// Encode an index file: JSON, zstd-compressed.
 pub fn encode_index(file: &IndexFile) -> Result<Vec<u8>> {
-    let json = serde_json::to_vec(file).map_err(|e| Error::Corrupt(e.to_string()))?;
-    zstd::bulk::compress(&json, 3).map_err(|e| Error::Corrupt(format!("compress index: {e}")))
+    let json = serde_json::to_vec(file).map_err(|e| Error::Internal(e.to_string()))?;
+    zstd::bulk::compress(&json, 3).map_err(|e| Error::Internal(format!("compress index: {e}")))
 }
 
 /// Decode an index file, refusing absurd sizes from a hostile repository.

@@ -122,7 +122,7 @@ impl BackupKey {
 
     pub fn save(&self, path: &Path) -> Result<()> {
         let json = serde_json::to_vec_pretty(&self.to_file())
-            .map_err(|e| Error::Corrupt(e.to_string()))?;
+            .map_err(|e| Error::Internal(e.to_string()))?;
         write_secret_file(path, &json)
     }
 

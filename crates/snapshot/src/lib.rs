@@ -27,6 +27,7 @@ mod backup;
 pub mod blob;
 pub mod cache;
 pub mod chunker;
+pub mod copy;
 pub mod crypto;
 mod error;
 mod id;
@@ -39,7 +40,7 @@ pub mod repair;
 pub mod repofile;
 mod repository;
 mod restore;
-mod scan;
+
 pub mod sealed;
 pub mod tree;
 

@@ -55,7 +55,7 @@ impl PackWriter {
     pub fn add(&mut self, id: Id, kind: BlobKind, blob: &EncodedBlob) -> Result<()> {
         self.stream
             .write_all(&blob.data)
-            .map_err(|e| Error::Corrupt(format!("encrypt pack: {e}")))?;
+            .map_err(|e| Error::Internal(format!("encrypt pack: {e}")))?;
         self.blobs.push(PackedBlob {
             id,
             kind,
@@ -73,8 +73,8 @@ impl PackWriter {
         let trailer = serde_json::to_vec(&PackTrailer {
             blobs: self.blobs.clone(),
         })
-        .map_err(|e| Error::Corrupt(e.to_string()))?;
-        let err = |e: std::io::Error| Error::Corrupt(format!("encrypt pack: {e}"));
+        .map_err(|e| Error::Internal(e.to_string()))?;
+        let err = |e: std::io::Error| Error::Internal(format!("encrypt pack: {e}"));
         self.stream.write_all(&trailer).map_err(err)?;
         self.stream
             .write_all(&(trailer.len() as u32).to_le_bytes())

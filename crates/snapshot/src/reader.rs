@@ -191,7 +191,7 @@ impl<'a> BlobReader<'a> {
             }
             let errors = Mutex::new(HashMap::new());
             let note = |i: usize, e: String| -> Result<()> {
-                errors.lock().map_err(|_| poisoned())?.insert(i, e);
+                errors.lock().map_err(Error::poisoned)?.insert(i, e);
                 Ok(())
             };
             let packs: Vec<_> = by_pack.into_iter().collect();
@@ -218,7 +218,7 @@ impl<'a> BlobReader<'a> {
                         }
                     })
             })?;
-            let mut errors = errors.into_inner().map_err(|_| poisoned())?;
+            let mut errors = errors.into_inner().map_err(Error::poisoned)?;
             todo.clear();
             for i in attempted {
                 match errors.remove(&i) {
@@ -255,7 +255,7 @@ impl<'a> BlobReader<'a> {
         let cached = self
             .tree_packs
             .lock()
-            .map_err(|_| poisoned())?
+            .map_err(Error::poisoned)?
             .get(pack)
             .cloned();
         if let Some(p) = cached {
@@ -264,7 +264,7 @@ impl<'a> BlobReader<'a> {
         let p = Arc::new(self.pack_plaintext(pack)?);
         self.tree_packs
             .lock()
-            .map_err(|_| poisoned())?
+            .map_err(Error::poisoned)?
             .insert(*pack, p.clone());
         Ok(p)
     }
@@ -274,8 +274,4 @@ impl<'a> BlobReader<'a> {
 /// missing, or encrypted to someone else (planted).
 fn falls_back(e: &Error) -> bool {
     e.is_data_problem() || matches!(e, Error::WrongKey(_))
-}
-
-fn poisoned() -> Error {
-    Error::Corrupt("a reader thread panicked".into())
 }

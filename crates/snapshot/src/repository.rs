@@ -62,7 +62,7 @@ impl Repository {
             chunk_key: ChunkKey::generate(),
         };
         let key_json = serde_json::to_vec(&backup_key.key_object())
-            .map_err(|e| Error::Corrupt(e.to_string()))?;
+            .map_err(|e| Error::Internal(e.to_string()))?;
         let key_obj = crypto::encrypt(&backup_key.recipients, &key_json)?;
         // The key object first: a config without it would be unusable.
         backend.put(&format!("keys/{}", Id::hash(&key_obj)), &key_obj)?;
@@ -76,15 +76,9 @@ impl Repository {
     }
 
     pub fn open(backend: Box<dyn Backend>) -> Result<Self> {
-        let data = match backend.get("config") {
-            Ok(d) => d,
-            Err(BackendError::NotFound(_)) => {
-                return Err(Error::NotARepository(backend.location()))
-            }
-            Err(e) => return Err(e.into()),
+        let Some(config) = read_config(backend.as_ref())? else {
+            return Err(Error::NotARepository(backend.location()));
         };
-        let config: Sealed<Config> = Sealed::parse(SealedKind::Config, &data)
-            .map_err(|e| Error::Corrupt(format!("config object is malformed: {e}")))?;
         if config.version > FORMAT_VERSION {
             return Err(Error::UnsupportedVersion(config.version));
         }
@@ -350,4 +344,16 @@ fn authenticate_snapshot(snap: &Sealed<Snapshot>, key: &ChunkKey) -> Result<()> 
         ));
     }
     Ok(())
+}
+
+/// The config stored in `backend`, parsed but not yet checked; `None` when there is none.
+pub(crate) fn read_config(backend: &dyn Backend) -> Result<Option<Sealed<Config>>> {
+    let data = match backend.get("config") {
+        Ok(d) => d,
+        Err(BackendError::NotFound(_)) => return Ok(None),
+        Err(e) => return Err(e.into()),
+    };
+    Sealed::parse(SealedKind::Config, &data)
+        .map(Some)
+        .map_err(|e| Error::Corrupt(format!("config object is malformed: {e}")))
 }

@@ -63,7 +63,7 @@ const CLOSE: &[u8] = b"}\n";
 
 /// Serialize `value` as the body of a sealed object and return the stored bytes.
 pub fn seal<T: Serialize>(kind: SealedKind, value: &T, key: &ChunkKey) -> Result<Vec<u8>> {
-    let body = serde_json::to_vec_pretty(value).map_err(|e| Error::Corrupt(e.to_string()))?;
+    let body = serde_json::to_vec_pretty(value).map_err(|e| Error::Internal(e.to_string()))?;
     let mac = key.mac(kind.context(), &body);
     Ok(envelope(&mac, &body))
 }

@@ -75,7 +75,7 @@ pub fn too_deep() -> String {
 
 /// Serialize a tree; nodes must already be sorted by name.
 pub fn encode_tree(tree: &Tree) -> Result<Vec<u8>> {
-    serde_json::to_vec(tree).map_err(|e| Error::Corrupt(e.to_string()))
+    serde_json::to_vec(tree).map_err(|e| Error::Internal(e.to_string()))
 }
 
 /// Parse a tree blob and refuse names that could escape a restore target, duplicates, and

@@ -125,7 +125,7 @@ pub enum CopyError {
         source_size: u64,
         dest_size: u64,
     },
-    #[error("{name} at the source is damaged: its content hashes to {actual}, not to its name; it was not copied (run `vtool verify` on the source)")]
+    #[error("{name} at the source is damaged: its content hashes to {actual}, not to its name; it was not copied (run `vtool check --read-data` on the source to see what else is damaged)")]
     CorruptSource { name: String, actual: String },
     #[error("{name} was written to the destination but is {actual:?} bytes there instead of {expected}; the destination is unreliable")]
     DestinationMismatch {

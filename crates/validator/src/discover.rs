@@ -23,6 +23,19 @@ pub enum Layout {
     PrysmAllAccounts,
 }
 
+impl Layout {
+    /// The name shown to users and in JSON.
+    pub fn name(self) -> &'static str {
+        match self {
+            Layout::Lighthouse => "lighthouse",
+            Layout::Nimbus => "nimbus",
+            Layout::KeystoreDir => "keystoredir",
+            Layout::Generic => "generic",
+            Layout::PrysmAllAccounts => "prysmallaccounts",
+        }
+    }
+}
+
 /// A keystore file found on disk.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct FoundKeystore {

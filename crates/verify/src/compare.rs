@@ -24,6 +24,18 @@ pub enum DifferenceKind {
     Metadata,
 }
 
+impl DifferenceKind {
+    /// The name shown to users, as in JSON.
+    pub fn name(self) -> &'static str {
+        match self {
+            DifferenceKind::Added => "added",
+            DifferenceKind::Removed => "removed",
+            DifferenceKind::Changed => "changed",
+            DifferenceKind::Metadata => "metadata",
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Difference {
     /// Path relative to the compared directory.

@@ -30,12 +30,7 @@ pub fn run(a: Args) -> anyhow::Result<Outcome> {
         output::print_json(&cmp)?;
     } else {
         for d in &cmp.differences {
-            println!(
-                "{:<9} {}  {}",
-                format!("{:?}", d.kind).to_lowercase(),
-                d.path,
-                d.detail
-            );
+            println!("{:<9} {}  {}", d.kind.name(), d.path, d.detail);
         }
         println!(
             "{} vs snapshot {}: {} ({} files hashed)",

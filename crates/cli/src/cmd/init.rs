@@ -53,12 +53,33 @@ pub fn run(a: Args) -> anyhow::Result<Outcome> {
     if let Some(id) = &identity {
         recipients.insert(0, id.to_public());
     }
-    let backend = vtool_transfer::url::create(&a.repo.repo)
-        .with_context(|| format!("cannot create repository at {}", a.repo.repo))?;
-    let new = Repository::init(backend, recipients)?;
+    if let Some(dir) = a
+        .backup_key_out
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+    {
+        if !dir.is_dir() {
+            bail!("{} does not exist; create it first", dir.display());
+        }
+    }
+    // The identity first: a repository whose identity could not be written would be one
+    // nobody can restore from.
     if let (Some(id), Some(path)) = (&identity, &a.identity_out) {
         keys::save_identity(id, path)?;
     }
+    let new = vtool_transfer::url::create(&a.repo.repo)
+        .with_context(|| format!("cannot create repository at {}", a.repo.repo))
+        .and_then(|backend| Ok(Repository::init(backend, recipients)?));
+    let new = match new {
+        Ok(new) => new,
+        Err(e) => {
+            // It encrypts nothing yet; leave no file that blocks the re-run.
+            if let Some(path) = &a.identity_out {
+                let _ = std::fs::remove_file(path);
+            }
+            return Err(e);
+        }
+    };
     new.backup_key.save(&a.backup_key_out)?;
     let report = InitReport {
         repository: a.repo.repo.clone(),

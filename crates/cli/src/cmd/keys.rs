@@ -80,7 +80,7 @@ pub fn run(command: Command) -> anyhow::Result<Outcome> {
             Row {
                 pubkey: k.pubkey.clone(),
                 path: k.path.clone(),
-                layout: format!("{:?}", k.layout).to_lowercase(),
+                layout: k.layout.name().to_string(),
                 status,
                 detail,
             }

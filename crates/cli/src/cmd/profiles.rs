@@ -39,11 +39,7 @@ pub fn run(a: Args) -> anyhow::Result<Outcome> {
         return Ok(Outcome::Ok);
     }
     for r in &rows {
-        let kinds: Vec<String> = r
-            .kinds
-            .iter()
-            .map(|k| format!("{k:?}").to_lowercase())
-            .collect();
+        let kinds: Vec<String> = r.kinds.iter().map(|k| k.name().to_string()).collect();
         println!("{} ({})", r.name, kinds.join(", "));
         println!("  {}", r.description);
         let markers: Vec<String> = r.markers.iter().map(|set| set.join(" + ")).collect();

@@ -49,6 +49,18 @@ pub enum Kind {
     Solana,
 }
 
+impl Kind {
+    /// The name shown to users, as in JSON.
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::Execution => "execution",
+            Kind::Consensus => "consensus",
+            Kind::Validator => "validator",
+            Kind::Solana => "solana",
+        }
+    }
+}
+
 /// What a group of paths is for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]

@@ -5,8 +5,8 @@ use std::path::{Path, PathBuf};
 
 use globset::{Glob, GlobSet, GlobSetBuilder};
 
-use crate::backup::{ctime_ns, mtime_ns, Warning};
-use crate::repofile::NodeKind;
+use super::Warning;
+use crate::repofile::{CachedFile, Node, NodeKind};
 use crate::tree::MAX_DEPTH;
 use crate::{Error, Id, Result};
 
@@ -193,6 +193,63 @@ impl Scanner {
             }
         }
         children
+    }
+}
+
+pub(super) fn mtime_ns(m: &std::fs::Metadata) -> i64 {
+    m.mtime()
+        .saturating_mul(1_000_000_000)
+        .saturating_add(m.mtime_nsec())
+}
+
+pub(super) fn ctime_ns(m: &std::fs::Metadata) -> i64 {
+    m.ctime()
+        .saturating_mul(1_000_000_000)
+        .saturating_add(m.ctime_nsec())
+}
+
+impl Entry {
+    pub(super) fn path_key(&self) -> String {
+        self.path.display().to_string()
+    }
+
+    pub(super) fn matches_cache(&self, c: &CachedFile) -> bool {
+        c.size == self.size
+            && c.mtime_ns == self.mtime_ns
+            && c.ctime_ns == self.ctime_ns
+            && c.ino == self.ino
+    }
+
+    pub(super) fn cached_file(&self) -> Option<CachedFile> {
+        Some(CachedFile {
+            size: self.size,
+            mtime_ns: self.mtime_ns,
+            ctime_ns: self.ctime_ns,
+            ino: self.ino,
+            content: self.content?,
+            chunks: self.chunks.clone(),
+        })
+    }
+
+    pub(super) fn node(&self) -> Node {
+        Node {
+            name: self.name.clone(),
+            kind: self.kind,
+            mode: self.mode,
+            uid: self.uid,
+            gid: self.gid,
+            mtime_ns: self.mtime_ns,
+            size: if self.kind == NodeKind::File {
+                self.size
+            } else {
+                0
+            },
+            content: self.content,
+            chunks: self.chunks.clone(),
+            subtree: None,
+            merkle: None,
+            target: self.target.clone(),
+        }
     }
 }
 

@@ -1,0 +1,187 @@
+//! The backup engine.
+//!
+//! A bounded pipeline: reader threads take the files that changed one at a time, cut them
+//! into chunks and hash their content; the rayon pool names chunks (keyed BLAKE3), drops duplicates and
+//! compresses the new ones; a packer thread encrypts blobs into packs and an uploader thread
+//! stores finished packs (so encryption goes on while a pack is fsynced or sent). Memory is
+//! bounded by the channel capacities, not by the data size. Packs are stored before the
+//! index files that list them, and the snapshot object is written last.
+
+mod contents;
+mod packer;
+mod reader;
+mod resume;
+mod scan;
+mod trees;
+
+use std::collections::{BTreeMap, HashSet};
+use std::path::PathBuf;
+use std::sync::Mutex;
+use std::time::Instant;
+
+use serde::Serialize;
+
+use crate::cache::{Cache, FilesCache};
+use crate::keys::BackupKey;
+use crate::repofile::{NodeKind, Snapshot, SnapshotSummary, FORMAT_VERSION};
+use crate::{Error, Id, Repository, Result};
+use packer::Engine;
+use resume::Resume;
+use scan::scan;
+
+/// What to back up and how.
+#[derive(Debug, Clone, Default)]
+pub struct BackupOptions {
+    pub paths: Vec<PathBuf>,
+    pub tags: Vec<String>,
+    /// Glob patterns matched against the absolute path and the file name.
+    pub excludes: Vec<String>,
+    pub labels: BTreeMap<String, String>,
+    /// Base directory of the local cache; `None` disables it.
+    pub cache_base: Option<PathBuf>,
+}
+
+/// Something the user should know about, without stopping the backup.
+#[derive(Debug, Clone, Serialize)]
+pub struct Warning {
+    pub path: String,
+    pub message: String,
+}
+
+/// Receives progress while a backup runs. Called from one thread at a time.
+pub trait BackupProgress: Sync {
+    fn scanned(&self, _files: u64, _bytes_to_read: u64) {}
+    fn read(&self, _bytes: u64) {}
+    fn warn(&self, _warning: &Warning) {}
+}
+
+/// Progress sink that ignores everything.
+pub struct NoProgress;
+impl BackupProgress for NoProgress {}
+
+/// The outcome of a backup.
+#[derive(Debug, Clone, Serialize)]
+pub struct BackupReport {
+    pub snapshot_id: Id,
+    pub snapshot: Snapshot,
+    pub warnings: Vec<Warning>,
+    pub files_read: u64,
+    pub files_unchanged: u64,
+    pub new_blobs: u64,
+    /// Stale temporary files of interrupted writers, removed before this backup started.
+    pub temp_cleanup: vtool_transfer::TempCleanup,
+}
+
+/// Back up `opts.paths` into `repo`, holding only the backup key.
+pub fn backup(
+    repo: &Repository,
+    key: &BackupKey,
+    opts: &BackupOptions,
+    progress: &dyn BackupProgress,
+) -> Result<BackupReport> {
+    let started = Instant::now();
+    repo.check_backup_key(key)?;
+    // Housekeeping, best effort: a backup never fails over another run's leftovers.
+    let temp_cleanup = vtool_transfer::clean_stale_temp(repo.backend());
+    let cache = opts
+        .cache_base
+        .as_ref()
+        .and_then(|base| Cache::open(base, &repo.config().id));
+    let index = repo.load_index(cache.as_ref())?;
+    let old_files = cache.as_ref().map(Cache::load_files).unwrap_or_default();
+
+    let mut scan = scan(&opts.paths, &opts.excludes)?;
+    let mut warnings = std::mem::take(&mut scan.warnings);
+    warnings.extend(index.damaged.iter().map(|why| Warning {
+        path: "repository index".into(),
+        message: format!("{why}; ignored (run `vtool check`)"),
+    }));
+    for w in &warnings {
+        progress.warn(w);
+    }
+    let mut to_read = Vec::new();
+    let mut files_unchanged = 0;
+    for (i, e) in scan.entries.iter_mut().enumerate() {
+        if e.kind != NodeKind::File {
+            continue;
+        }
+        match old_files.get(&e.path_key()) {
+            Some(c) if e.matches_cache(c) && c.chunks.iter().all(|id| index.contains(id)) => {
+                e.content = Some(c.content);
+                e.chunks = c.chunks.clone();
+                e.cacheable = true;
+                files_unchanged += 1;
+            }
+            Some(c) => to_read.push((i, Resume::for_file(e, c, &index))),
+            None => to_read.push((i, None)),
+        }
+    }
+    let bytes_to_read: u64 = to_read.iter().map(|(i, _)| scan.entries[*i].size).sum();
+    progress.scanned(to_read.len() as u64, bytes_to_read);
+
+    let engine = Engine {
+        repo,
+        key,
+        index: &index,
+        pending: Mutex::new(HashSet::new()),
+        new_packs: Mutex::new(Vec::new()),
+        stored_bytes: Mutex::new(0),
+    };
+    let read = engine.store_contents(&mut scan, to_read, progress, &mut warnings)?;
+    let (root_tree, fingerprint, tree_stats) = engine.store_trees(&scan)?;
+    engine.write_index(true)?;
+
+    let snapshot = Snapshot {
+        version: FORMAT_VERSION,
+        time: crate::now_rfc3339(),
+        hostname: crate::hostname(),
+        username: std::env::var("USER").unwrap_or_default(),
+        paths: scan
+            .roots
+            .iter()
+            .map(|&i| scan.entries[i].path.display().to_string())
+            .collect(),
+        tags: opts.tags.clone(),
+        tree: root_tree,
+        fingerprint,
+        summary: SnapshotSummary {
+            files: tree_stats.files,
+            dirs: tree_stats.dirs,
+            bytes: tree_stats.bytes,
+            bytes_read: read.bytes,
+            bytes_added_stored: *engine.stored_bytes.lock().map_err(Error::poisoned)?,
+            warnings: warnings.len() as u64,
+            duration_secs: started.elapsed().as_secs_f64(),
+        },
+        labels: opts.labels.clone(),
+    };
+    // The stored copy is returned as is: re-listing every snapshot would cost a read each.
+    let (snapshot_id, stored) = repo.save_snapshot(&snapshot, &key.chunk_key)?;
+    let snapshot = stored.into_value();
+
+    if let Some(cache) = &cache {
+        let files: FilesCache = scan
+            .entries
+            .iter()
+            .filter(|e| e.kind == NodeKind::File && e.cacheable)
+            .filter_map(|e| Some((e.path_key(), e.cached_file()?)))
+            .collect();
+        if let Err(e) = cache.save_files(&files) {
+            let w = Warning {
+                path: "files cache".into(),
+                message: format!("could not be saved ({e}); the next backup reads every file"),
+            };
+            progress.warn(&w);
+        }
+    }
+    let new_blobs = engine.pending.lock().map_err(Error::poisoned)?.len() as u64;
+    Ok(BackupReport {
+        snapshot_id,
+        snapshot,
+        warnings,
+        files_read: read.files,
+        files_unchanged,
+        new_blobs,
+        temp_cleanup,
+    })
+}
