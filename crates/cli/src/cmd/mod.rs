@@ -85,3 +85,34 @@ pub fn cache_base(no_cache: bool) -> Option<std::path::PathBuf> {
         vtool_snapshot::cache::Cache::default_base()
     }
 }
+
+/// Where keystore passwords are, and how much memory proving them may use.
+#[derive(clap::Args)]
+pub struct PasswordArgs {
+    /// Directory of password files named by public key (0x… or without 0x, optional .txt);
+    /// default: a `secrets/` directory beside the keystores, if any.
+    #[arg(long, conflicts_with = "password_file")]
+    passwords: Option<std::path::PathBuf>,
+    /// One password file for every keystore.
+    #[arg(long)]
+    password_file: Option<std::path::PathBuf>,
+    /// Memory the key derivations may use at once, in MiB (scrypt n=2^18 needs 256 MiB each).
+    #[arg(long, default_value_t = 1024)]
+    memory_budget_mib: u64,
+}
+
+impl PasswordArgs {
+    /// The options for proving the keystores under `dir`.
+    pub fn check_options(&self, dir: &std::path::Path) -> vtool_validator::CheckOptions {
+        use vtool_validator::PasswordSource;
+        let explicit = match (&self.passwords, &self.password_file) {
+            (Some(d), _) => Some(PasswordSource::Dir(d.clone())),
+            (None, Some(f)) => Some(PasswordSource::File(f.clone())),
+            (None, None) => None,
+        };
+        vtool_validator::CheckOptions {
+            passwords: PasswordSource::or_default_for(explicit.as_ref(), dir),
+            memory_budget: self.memory_budget_mib.max(1) << 20,
+        }
+    }
+}
