@@ -166,8 +166,8 @@ fn restore_and_verify(
     let restore_started = Instant::now();
     let ropts = RestoreOptions {
         target: dir.to_path_buf(),
-        include: Vec::new(),
         cache_base: opts.cache_base.clone(),
+        ..Default::default()
     };
     let index = match repo.load_index_cached(opts.cache_base.as_deref()) {
         Ok(i) => i,

@@ -63,6 +63,7 @@ pub fn run(a: Args) -> anyhow::Result<Outcome> {
         target: a.target.clone(),
         include: a.include.clone(),
         cache_base: super::cache_base(a.no_cache),
+        report_files_named: vec![DEFINITIONS.to_string()],
     };
     let index = repo.load_index_cached(opts.cache_base.as_deref())?;
     // One reader for restoring and --verify: the index is loaded and the trees decrypted once.
@@ -78,7 +79,7 @@ pub fn run(a: Args) -> anyhow::Result<Outcome> {
     } else {
         None
     };
-    warn_missing_definition_paths(&a.target);
+    warn_missing_definition_paths(&report.files_named);
     let verified_ok = verification
         .as_ref()
         .is_none_or(|v| v.fingerprint_matches && v.differences.is_empty());
@@ -131,26 +132,19 @@ pub fn run(a: Args) -> anyhow::Result<Outcome> {
     })
 }
 
+/// Lighthouse's list of validator keys, with absolute paths to them.
+const DEFINITIONS: &str = "validator_definitions.yml";
+
 /// Clients refuse to start when `validator_definitions.yml` points at keystores that are not
 /// there; say so now rather than at the migration.
-fn warn_missing_definition_paths(dir: &std::path::Path) {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return;
-    };
-    for entry in entries.flatten() {
-        let path = entry.path();
-        match entry.file_type() {
-            Ok(t) if t.is_dir() => warn_missing_definition_paths(&path),
-            Ok(t) if t.is_file() && entry.file_name() == "validator_definitions.yml" => {
-                for missing in vtool_validator::definitions::missing_paths(&path) {
-                    eprintln!(
-                        "warning: {} refers to {missing}, which does not exist on this machine; \
-                         fix the paths before starting the validator client",
-                        path.display()
-                    );
-                }
-            }
-            _ => {}
+fn warn_missing_definition_paths(files: &[std::path::PathBuf]) {
+    for path in files {
+        for missing in vtool_validator::definitions::missing_paths(path) {
+            eprintln!(
+                "warning: {} refers to {missing}, which does not exist on this machine; \
+                 fix the paths before starting the validator client",
+                path.display()
+            );
         }
     }
 }
