@@ -350,3 +350,40 @@ pub(crate) fn read_config(backend: &dyn Backend) -> Result<Option<Sealed<Config>
         .map(Some)
         .map_err(|e| Error::Corrupt(format!("config object is malformed: {e}")))
 }
+
+#[cfg(test)]
+mod tests {
+    use time::format_description::well_known::Rfc3339;
+    use time::OffsetDateTime;
+
+    use super::*;
+    use crate::repofile::SnapshotSummary;
+
+    #[test]
+    fn latest_compares_times_not_their_text() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let backend = vtool_transfer::LocalBackend::create(dir.path()).expect("backend");
+        let identity = age::x25519::Identity::generate();
+        let new = Repository::init(Box::new(backend), vec![identity.to_public()]).expect("init");
+        let key = &new.backup_key.chunk_key;
+        // As text ".12Z" sorts after ".123Z" ('Z' > '3'), yet it is the earlier time.
+        let mut ids = Vec::new();
+        for time in ["2026-12-03T10:00:00.123Z", "2026-12-03T10:00:00.12Z"] {
+            let snap = Snapshot {
+                version: FORMAT_VERSION,
+                time: OffsetDateTime::parse(time, &Rfc3339).expect("time"),
+                hostname: "h".into(),
+                username: "u".into(),
+                paths: vec!["/n".into()],
+                tags: Vec::new(),
+                tree: Id::hash(b"tree"),
+                fingerprint: Id::hash(b"fp"),
+                summary: SnapshotSummary::default(),
+                labels: Default::default(),
+            };
+            ids.push(new.repo.save_snapshot(&snap, key).expect("save").0);
+        }
+        let (latest, _) = new.repo.find_snapshot("latest", Some(key)).expect("latest");
+        assert_eq!(latest, ids[0]);
+    }
+}

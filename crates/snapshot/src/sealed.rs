@@ -270,7 +270,7 @@ mod tests {
     fn snapshot(duration_secs: f64, summary: SnapshotSummary) -> Snapshot {
         Snapshot {
             version: 2,
-            time: "2026-12-03T04:05:06.123456789Z".into(),
+            time: time::macros::datetime!(2026-12-03 04:05:06.123456789 UTC),
             hostname: "node-1".into(),
             username: "vtool".into(),
             paths: vec!["/var/lib/node".into()],

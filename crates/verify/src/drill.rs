@@ -78,7 +78,7 @@ pub fn drill(
         version: 2,
         snapshot: snapshot_id,
         fingerprint: snapshot.fingerprint,
-        time: vtool_snapshot::now_rfc3339(),
+        time: vtool_snapshot::time::OffsetDateTime::now_utc(),
         hostname: vtool_snapshot::hostname(),
         target: dir.display().to_string(),
         duration_secs: 0.0,
