@@ -51,6 +51,37 @@ impl IdentityArg {
     }
 }
 
+/// A snapshot to read, as restore, diff and checksums take it.
+#[derive(clap::Args)]
+pub struct SnapshotArgs {
+    #[command(flatten)]
+    pub repo: RepoArg,
+    #[command(flatten)]
+    pub identity: IdentityArg,
+    /// Snapshot id (any unique prefix) or `latest`.
+    pub snapshot: String,
+    /// Do not use the local cache of index files (every one is fetched).
+    #[arg(long)]
+    pub no_cache: bool,
+}
+
+impl SnapshotArgs {
+    /// Open the repository, unlock it, find and authenticate the snapshot, load the index.
+    pub fn open_reader(&self) -> anyhow::Result<vtool_snapshot::reader::OpenedSnapshot> {
+        let repo = self.repo.open()?;
+        let key = self.identity.unlock(&repo)?;
+        let (id, snap) = find_snapshot(&repo, &self.snapshot, Some(&key.chunk_key))?;
+        let cache = cache_base(self.no_cache);
+        Ok(vtool_snapshot::reader::OpenedSnapshot::open(
+            repo,
+            key,
+            id,
+            snap,
+            cache.as_deref(),
+        )?)
+    }
+}
+
 /// Find a snapshot by id prefix or `latest` (authenticated when `key` is given), and say on
 /// stderr which objects were passed over as damaged or forged.
 pub fn find_snapshot(

@@ -4,17 +4,13 @@ use indicatif::ProgressBar;
 use serde::Serialize;
 use vtool_snapshot::{RestoreOptions, RestoreProgress, RestoreReport};
 
-use super::{IdentityArg, RepoArg};
+use super::SnapshotArgs;
 use crate::{output, Outcome};
 
 #[derive(clap::Args)]
 pub struct Args {
     #[command(flatten)]
-    repo: RepoArg,
-    #[command(flatten)]
-    identity: IdentityArg,
-    /// Snapshot id (any unique prefix) or `latest`.
-    snapshot: String,
+    snapshot: SnapshotArgs,
     /// Empty or new directory to restore into.
     #[arg(long)]
     target: PathBuf,
@@ -24,8 +20,6 @@ pub struct Args {
     /// After restoring, re-read everything written, recompute the fingerprint and compare.
     #[arg(long, conflicts_with = "include")]
     verify: bool,
-    #[arg(long)]
-    no_cache: bool,
     #[arg(long)]
     json: bool,
 }
@@ -56,26 +50,24 @@ struct Summary<'a> {
 }
 
 pub fn run(a: Args) -> anyhow::Result<Outcome> {
-    let repo = a.repo.open()?;
-    let key = a.identity.unlock(&repo)?;
-    let (id, snap) = super::find_snapshot(&repo, &a.snapshot, Some(&key.chunk_key))?;
+    let opened = a.snapshot.open_reader()?;
+    let (id, snap) = (opened.id, &opened.snapshot);
     let opts = RestoreOptions {
         target: a.target.clone(),
         include: a.include.clone(),
-        cache_base: super::cache_base(a.no_cache),
+        cache_base: super::cache_base(a.snapshot.no_cache),
         report_files_named: vec![DEFINITIONS.to_string()],
     };
-    let index = repo.load_index_cached(opts.cache_base.as_deref())?;
-    // One reader for restoring and --verify: the index is loaded and the trees decrypted once.
-    let reader = vtool_snapshot::reader::BlobReader::new(&repo, &key, &index);
+    // One reader for restoring and --verify: the trees are decrypted once.
+    let reader = opened.reader();
     let progress = Progress(output::bytes_bar("restoring"));
-    let report = vtool_snapshot::restore_from(&reader, &snap, &opts, &progress);
+    let report = vtool_snapshot::restore_from(&reader, snap, &opts, &progress);
     if let Some(bar) = &progress.0 {
         bar.finish_and_clear();
     }
     let report = report?;
     let verification = if a.verify {
-        Some(vtool_verify::compare(&reader, &snap, &a.target)?)
+        Some(vtool_verify::compare(&reader, snap, &a.target)?)
     } else {
         None
     };
@@ -121,7 +113,7 @@ pub fn run(a: Args) -> anyhow::Result<Outcome> {
         if !report.damaged.is_empty() {
             println!(
                 "run `vtool check --repo {} --read-data` to see the extent of the damage",
-                a.repo.repo
+                a.snapshot.repo.repo
             );
         }
     }
