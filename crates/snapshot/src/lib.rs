@@ -31,6 +31,7 @@ pub mod copy;
 pub mod crypto;
 mod error;
 mod file_type;
+mod glob;
 mod id;
 pub mod index;
 pub mod keys;

@@ -12,7 +12,9 @@ use std::os::unix::fs::{FileExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-use globset::{Glob, GlobSet, GlobSetBuilder};
+use globset::GlobSet;
+
+use crate::glob::build_globs;
 use serde::Serialize;
 
 use crate::keys::RestoreKey;
@@ -184,14 +186,6 @@ fn prepare_target(target: &Path) -> Result<()> {
         }
         Err(e) => Err(Error::io(target, e)),
     }
-}
-
-pub(crate) fn build_globs(patterns: &[String]) -> Result<GlobSet> {
-    let mut b = GlobSetBuilder::new();
-    for p in patterns {
-        b.add(Glob::new(p).map_err(|e| Error::Pattern(format!("{p:?}: {e}")))?);
-    }
-    b.build().map_err(|e| Error::Pattern(e.to_string()))
 }
 
 /// Plans a restore: every directory, file and symlink to create, within the snapshot's

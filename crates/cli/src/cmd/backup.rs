@@ -44,7 +44,8 @@ pub struct Args {
     /// Label the snapshot (repeatable).
     #[arg(long = "tag")]
     tags: Vec<String>,
-    /// Leave out paths matching this glob (matched against the absolute path and the name).
+    /// Leave out paths matching this glob, matched against the absolute path and the name
+    /// (`*` and `?` stay inside one component, `**` crosses any number of them).
     #[arg(long = "exclude")]
     excludes: Vec<String>,
     /// Do not use the local cache (every file is read).

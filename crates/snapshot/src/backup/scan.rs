@@ -3,7 +3,7 @@
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
 
-use globset::{Glob, GlobSet, GlobSetBuilder};
+use globset::GlobSet;
 
 use super::Warning;
 use crate::repofile::{CachedFile, Node, NodeKind};
@@ -46,14 +46,10 @@ struct Scanner {
 
 /// Scan `paths` (each must exist) into entries; root names must be unique.
 pub(crate) fn scan(paths: &[PathBuf], excludes: &[String]) -> Result<Scan> {
-    let mut builder = GlobSetBuilder::new();
-    for pattern in excludes {
-        builder.add(Glob::new(pattern).map_err(|e| Error::Pattern(format!("{pattern:?}: {e}")))?);
-    }
     let mut scanner = Scanner {
         entries: Vec::new(),
         warnings: Vec::new(),
-        excludes: builder.build().map_err(|e| Error::Pattern(e.to_string()))?,
+        excludes: crate::glob::build_globs(excludes)?,
     };
     let mut roots = Vec::new();
     let mut names = std::collections::HashSet::new();

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use super::{component_match, expand, Profile};
+use super::{expand, glob_match, Profile};
 
 /// A lock file held by a running process.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -154,8 +154,8 @@ pub fn live_locks(profile: &Profile, root: &Path) -> Vec<LiveLock> {
 /// `FLOCK`, `lock.mdb` (LMDB), `mdbx.lck` (MDBX), `*.lock`, `*-shm` (SQLite WAL).
 fn is_generic_lock_name(name: &str) -> bool {
     matches!(name, "LOCK" | "lock" | "FLOCK" | "lock.mdb" | "mdbx.lck")
-        || component_match("*.lock", name)
-        || component_match("*.sqlite*-shm", name)
+        || glob_match("*.lock", name)
+        || glob_match("*.sqlite*-shm", name)
 }
 
 /// Locks held on any file under `root` that looks like a lock file (for directories no

@@ -191,73 +191,25 @@ pub fn excludes_for(profile: &Profile, root: &Path, skip_rebuildable: bool) -> V
     out
 }
 
-/// Escape glob metacharacters of a literal path (for globset-style patterns).
+/// Escape glob metacharacters of a literal path.
 pub fn escape_glob(literal: &str) -> String {
-    let mut out = String::with_capacity(literal.len());
-    for c in literal.chars() {
-        match c {
-            '*' | '?' | '[' | ']' | '{' | '}' | '\\' => {
-                out.push('[');
-                out.push(c);
-                out.push(']');
-            }
-            _ => out.push(c),
-        }
-    }
-    out
+    globset::escape(literal)
 }
 
-/// Match a relative `/`-separated path against a profile glob: `*` and `?` within one
-/// component, `**` (a whole component) across any number of components (including none).
+/// A profile glob compiled in the one dialect vtool uses everywhere (the backup engine's
+/// excludes and restore's includes too): globset with `*` and `?` inside one component and
+/// `**` as a whole component across any number of them.
+pub fn glob(pattern: &str) -> Result<globset::GlobMatcher, globset::Error> {
+    Ok(globset::GlobBuilder::new(pattern)
+        .literal_separator(true)
+        .build()?
+        .compile_matcher())
+}
+
+/// Match a relative `/`-separated path against a profile glob ([`glob`]'s dialect; `dir/**`
+/// matches what is inside `dir`, not `dir` itself). An invalid pattern matches nothing.
 pub fn glob_match(pattern: &str, path: &str) -> bool {
-    let pat: Vec<&str> = pattern.split('/').filter(|c| !c.is_empty()).collect();
-    let comps: Vec<&str> = path.split('/').filter(|c| !c.is_empty()).collect();
-    match_components(&pat, &comps)
-}
-
-fn match_components(pat: &[&str], comps: &[&str]) -> bool {
-    match pat.split_first() {
-        None => comps.is_empty(),
-        Some((&"**", rest)) => {
-            // `dir/**` matches what is inside `dir`, not `dir` itself.
-            if rest.is_empty() {
-                return !comps.is_empty();
-            }
-            (0..=comps.len()).any(|skip| match_components(rest, &comps[skip..]))
-        }
-        Some((first, rest)) => match comps.split_first() {
-            Some((c, crest)) => component_match(first, c) && match_components(rest, crest),
-            None => false,
-        },
-    }
-}
-
-/// `*` and `?` wildcards within one component.
-pub(crate) fn component_match(pattern: &str, name: &str) -> bool {
-    let p: Vec<char> = pattern.chars().collect();
-    let n: Vec<char> = name.chars().collect();
-    let (mut pi, mut ni) = (0, 0);
-    let (mut star, mut mark) = (None, 0);
-    while ni < n.len() {
-        if pi < p.len() && (p[pi] == '?' || p[pi] == n[ni]) {
-            pi += 1;
-            ni += 1;
-        } else if pi < p.len() && p[pi] == '*' {
-            star = Some(pi);
-            mark = ni;
-            pi += 1;
-        } else if let Some(s) = star {
-            pi = s + 1;
-            mark += 1;
-            ni = mark;
-        } else {
-            return false;
-        }
-    }
-    while pi < p.len() && p[pi] == '*' {
-        pi += 1;
-    }
-    pi == p.len()
+    glob(pattern).is_ok_and(|m| m.is_match(path))
 }
 
 fn has_wildcard(s: &str) -> bool {
@@ -311,7 +263,7 @@ fn expand_into(dir: &Path, pat: &[&str], limit: usize, out: &mut Vec<PathBuf>) {
             .filter(|c| {
                 c.file_name()
                     .and_then(|n| n.to_str())
-                    .is_some_and(|n| component_match(first, n))
+                    .is_some_and(|n| glob_match(first, n))
             })
             .collect()
     } else {

@@ -1,0 +1,35 @@
+//! vtool's one glob dialect, for backup excludes and restore includes: `*` and `?` stay
+//! inside a path component, `**` (a whole component) crosses any number of them. Profiles
+//! match the same way (`vtool_validator::profiles::glob`), so the excludes they generate
+//! mean what their rules say.
+
+use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
+
+use crate::{Error, Result};
+
+pub(crate) fn build_globs(patterns: &[String]) -> Result<GlobSet> {
+    let mut b = GlobSetBuilder::new();
+    for p in patterns {
+        let glob = GlobBuilder::new(p)
+            .literal_separator(true)
+            .build()
+            .map_err(|e| Error::Pattern(format!("{p:?}: {e}")))?;
+        b.add(glob);
+    }
+    b.build().map_err(|e| Error::Pattern(e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_star_stays_inside_one_component() {
+        let set = build_globs(&["/n/*.log".into(), "/n/db/**".into()]).expect("globs");
+        assert!(set.is_match("/n/a.log"));
+        assert!(!set.is_match("/n/sub/a.log"));
+        assert!(set.is_match("/n/db/x/y"));
+        assert!(!set.is_match("/n/db"));
+        assert!(build_globs(&["[".into()]).is_err());
+    }
+}
