@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
+use vtool_snapshot::Progress;
 
 /// Print one JSON document on stdout.
 pub fn print_json<T: Serialize>(value: &T) -> anyhow::Result<()> {
@@ -28,6 +29,86 @@ pub fn bytes_bar(message: &str) -> Option<ProgressBar> {
     bar.set_message(message.to_string());
     bar.enable_steady_tick(Duration::from_millis(200));
     Some(bar)
+}
+
+/// Progress of any library operation: one bar on stderr (none when stderr is not a
+/// terminal), with stages and warnings printed above it.
+pub struct Bar {
+    bar: Option<ProgressBar>,
+    stages: bool,
+    warnings: bool,
+}
+
+impl Bar {
+    /// A bar that prints warnings but not stages.
+    pub fn new(message: &str) -> Bar {
+        Bar {
+            bar: bytes_bar(message),
+            stages: false,
+            warnings: true,
+        }
+    }
+
+    /// Also print each stage as a line.
+    pub fn with_stages(mut self, on: bool) -> Bar {
+        self.stages = on;
+        self
+    }
+
+    /// Print warnings (the default).
+    pub fn with_warnings(mut self, on: bool) -> Bar {
+        self.warnings = on;
+        self
+    }
+
+    /// Remove the bar, leaving the lines printed above it.
+    pub fn finish(&self) {
+        if let Some(bar) = &self.bar {
+            bar.finish_and_clear();
+        }
+    }
+
+    fn line(&self, text: String) {
+        match &self.bar {
+            Some(bar) => bar.println(text),
+            None => eprintln!("{text}"),
+        }
+    }
+}
+
+impl Progress for Bar {
+    fn stage(&self, name: &str, items: u64, bytes: u64) {
+        if let Some(bar) = &self.bar {
+            bar.set_length(bytes);
+            bar.set_position(0);
+            bar.set_message(if items > 0 {
+                format!("{name} ({items})")
+            } else {
+                name.to_string()
+            });
+        }
+        if self.stages {
+            self.line(name.to_string());
+        }
+    }
+
+    fn advance(&self, bytes: u64) {
+        if let Some(bar) = &self.bar {
+            bar.inc(bytes);
+        }
+    }
+
+    fn finished(&self, what: &str) {
+        if self.stages {
+            self.line(what.to_string());
+        }
+    }
+
+    fn warn(&self, what: &str, message: &str) {
+        if self.warnings {
+            self.line(format!("warning: {what}: {message}"));
+        }
+    }
 }
 
 /// `1.50 GiB`-style sizes.

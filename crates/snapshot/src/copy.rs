@@ -11,8 +11,8 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use vtool_transfer::{
-    copy_objects, Backend, BackendError, CopyError, CopyOptions, CopyPhase, CopyProgress,
-    CopyStats, Hooked,
+    copy_objects, Backend, BackendError, CopyError, CopyOptions, CopyPhase, CopyStats, Hooked,
+    Progress,
 };
 
 use crate::repository::read_config;
@@ -73,7 +73,7 @@ pub fn copy_repository(
     src: &Repository,
     dst: &dyn Backend,
     opts: &RepoCopyOptions,
-    progress: &(dyn Fn(&CopyProgress) + Sync),
+    progress: &dyn Progress,
 ) -> Result<RepoCopyReport, RepoCopyError> {
     let src_id = src.config().id;
     let same_repository = |dst: &dyn Backend| -> Result<Option<()>, RepoCopyError> {

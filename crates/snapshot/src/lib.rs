@@ -47,13 +47,14 @@ pub mod sealed;
 pub mod tree;
 
 pub use age;
-pub use backup::{backup, BackupOptions, BackupProgress, BackupReport, NoProgress, Warning};
+pub use backup::{backup, BackupOptions, BackupReport, Warning};
 pub use error::{Error, Result};
 pub use file_type::FileType;
 pub use id::Id;
 pub use repository::{NewRepository, Repository, DEFAULT_PACK_SIZE};
-pub use restore::{restore, restore_from, Damage, RestoreOptions, RestoreProgress, RestoreReport};
+pub use restore::{restore, restore_from, Damage, RestoreOptions, RestoreReport};
 pub use time;
+pub use vtool_transfer::{NoProgress, Progress};
 
 /// This machine's host name, as recorded in snapshots and drill records.
 pub fn hostname() -> String {

@@ -21,7 +21,7 @@ use vtool_transfer::BackendError;
 use crate::keys::RestoreKey;
 use crate::pack::{blob_slice, decrypt_pack, pack_name, parse_pack_name};
 use crate::repofile::{ChunkerParams, IndexFile, IndexedPack, PackedBlob, FORMAT_VERSION};
-use crate::{blob, Error, FileType, Id, Repository, Result};
+use crate::{blob, Error, FileType, Id, Progress, Repository, Result};
 
 /// Packs per new index file, as a backup writes them.
 const PACKS_PER_INDEX: usize = 64;
@@ -44,17 +44,6 @@ impl Default for RepairIndexOptions {
         }
     }
 }
-
-/// Receives progress of the pack scan.
-pub trait RepairProgress: Sync {
-    /// `packs` packs of `bytes` stored bytes are about to be read.
-    fn start(&self, _packs: u64, _bytes: u64) {}
-    fn pack_done(&self, _bytes: u64) {}
-}
-
-/// Progress sink that ignores everything.
-pub struct NoRepairProgress;
-impl RepairProgress for NoRepairProgress {}
 
 /// A pack that could not be re-indexed, with why.
 #[derive(Debug, Clone, Serialize)]
@@ -104,7 +93,7 @@ pub fn repair_index(
     repo: &Repository,
     key: &RestoreKey,
     opts: &RepairIndexOptions,
-    progress: &dyn RepairProgress,
+    progress: &dyn Progress,
 ) -> Result<RepairIndexReport> {
     let backend = repo.backend();
     // Straight from the repository: a cached copy might hide what is stored now.
@@ -131,7 +120,11 @@ pub fn repair_index(
         }
     }
     todo.sort();
-    progress.start(todo.len() as u64, todo.iter().map(|(_, s)| s).sum());
+    progress.stage(
+        "reading packs",
+        todo.len() as u64,
+        todo.iter().map(|(_, s)| s).sum(),
+    );
 
     let chunker = repo.config().chunker;
     let pool = crate::reader::pack_fetch_pool()?;
@@ -147,7 +140,7 @@ pub fn repair_index(
                 };
                 let size = stored.len() as u64;
                 let scanned = scan_pack(key, id, &stored, opts.verify_blobs, &chunker);
-                progress.pack_done(size);
+                progress.advance(size);
                 Ok(match scanned {
                     Ok((blobs, bad)) => Scanned::Pack {
                         pack: IndexedPack {
@@ -333,7 +326,7 @@ mod tests {
             .expect("put");
 
         let opts = RepairIndexOptions::default();
-        let r = repair_index(&repo, &key, &opts, &NoRepairProgress).expect("repair");
+        let r = repair_index(&repo, &key, &opts, &crate::NoProgress).expect("repair");
         assert_eq!((r.packs, r.packs_reindexed, r.blobs_reindexed), (1, 1, 1));
         let mut bad: Vec<&str> = r.bad_blobs.iter().map(|b| b.blob.as_str()).collect();
         bad.sort();
@@ -352,7 +345,7 @@ mod tests {
                 dry_run: true,
                 verify_blobs: false,
             },
-            &NoRepairProgress,
+            &crate::NoProgress,
         )
         .expect("repair");
         assert_eq!((r.packs_indexed, r.packs_reindexed), (1, 0));

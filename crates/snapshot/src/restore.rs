@@ -13,16 +13,15 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use globset::GlobSet;
-
-use crate::glob::build_globs;
 use serde::Serialize;
 
+use crate::glob::build_globs;
 use crate::keys::RestoreKey;
 use crate::reader::BlobReader;
 use crate::repofile::{BlobKind, Node, NodeKind, Snapshot};
 use crate::sealed::Sealed;
 use crate::tree::TreeBudget;
-use crate::{Error, Id, Repository, Result};
+use crate::{Error, Id, Progress, Repository, Result};
 
 /// Where and what to restore.
 #[derive(Debug, Clone, Default)]
@@ -35,14 +34,6 @@ pub struct RestoreOptions {
     /// caller finds e.g. every `validator_definitions.yml` without walking the target.
     pub report_files_named: Vec<String>,
 }
-
-/// Receives progress while a restore runs.
-pub trait RestoreProgress: Sync {
-    fn planned(&self, _files: u64, _bytes: u64) {}
-    fn wrote(&self, _bytes: u64) {}
-}
-
-impl RestoreProgress for crate::backup::NoProgress {}
 
 /// A file that could not be restored correctly (and was removed).
 #[derive(Debug, Clone, Serialize)]
@@ -81,7 +72,7 @@ pub fn restore(
     key: &RestoreKey,
     snapshot: &Sealed<Snapshot>,
     opts: &RestoreOptions,
-    progress: &dyn RestoreProgress,
+    progress: &dyn Progress,
 ) -> Result<RestoreReport> {
     let index = repo.load_index_cached(opts.cache_base.as_deref())?;
     restore_from(
@@ -98,7 +89,7 @@ pub fn restore_from(
     reader: &BlobReader,
     snapshot: &Sealed<Snapshot>,
     opts: &RestoreOptions,
-    progress: &dyn RestoreProgress,
+    progress: &dyn Progress,
 ) -> Result<RestoreReport> {
     reader
         .repo
@@ -120,7 +111,7 @@ pub fn restore_from(
         std::fs::create_dir(&d.dest).map_err(|e| Error::io(&d.dest, e))?;
     }
     let bytes: u64 = plan.files.iter().map(|f| f.node.size).sum();
-    progress.planned(plan.files.len() as u64, bytes);
+    progress.stage("restoring", plan.files.len() as u64, bytes);
     for f in &plan.files {
         let file = std::fs::File::create_new(&f.dest).map_err(|e| Error::io(&f.dest, e))?;
         file.set_len(f.node.size)
@@ -260,7 +251,7 @@ type Targets = Vec<(usize, u64)>;
 fn write_contents(
     reader: &BlobReader,
     files: &[Planned],
-    progress: &dyn RestoreProgress,
+    progress: &dyn Progress,
 ) -> Result<Vec<(usize, String)>> {
     let mut damaged: HashMap<usize, String> = HashMap::new();
     let lengths = chunk_lengths(reader, files)?;
@@ -302,7 +293,7 @@ fn write_contents(
         for &(file, offset) in targets {
             write_at(&files[file].dest, offset, data)?;
         }
-        progress.wrote(data.len() as u64 * targets.len() as u64);
+        progress.advance(data.len() as u64 * targets.len() as u64);
         Ok(())
     })?;
     for (i, message) in lost {

@@ -10,7 +10,7 @@
 //! data. Within a phase objects are copied in parallel.
 //!
 //! ```
-//! use vtool_transfer::{copy_objects, Backend, CopyOptions, CopyPhase, LocalBackend};
+//! use vtool_transfer::{copy_objects, Backend, CopyOptions, CopyPhase, LocalBackend, NoProgress};
 //! let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
 //! let (src, dst) = (LocalBackend::create(a.path()).unwrap(), LocalBackend::create(b.path()).unwrap());
 //! let data = b"pack bytes";
@@ -18,14 +18,16 @@
 //! src.put(&format!("packs/{}/{name}", &name[..2]), data).unwrap();
 //! src.put("snapshots/s1", b"snapshot").unwrap();
 //! let phases = [CopyPhase::content_addressed("packs"), CopyPhase::new("snapshots")];
-//! let report = copy_objects(&src, &dst, &phases, &CopyOptions::default(), &|_| {}).unwrap();
+//! let report = copy_objects(&src, &dst, &phases, &CopyOptions::default(), &NoProgress).unwrap();
 //! assert_eq!(report.total.copied_objects, 2);
-//! let again = copy_objects(&src, &dst, &phases, &CopyOptions::default(), &|_| {}).unwrap();
+//! let again = copy_objects(&src, &dst, &phases, &CopyOptions::default(), &NoProgress).unwrap();
 //! assert_eq!((again.total.copied_objects, again.total.skipped_objects), (0, 2));
 //! ```
 
 use std::collections::HashMap;
 use std::sync::Mutex;
+
+use crate::progress::Progress;
 
 use rayon::prelude::*;
 
@@ -89,19 +91,6 @@ impl CopyStats {
     }
 }
 
-/// Passed to the progress callback after each phase is planned and after each object.
-#[derive(Debug, Clone, Default)]
-pub struct CopyProgress {
-    pub phase: String,
-    /// What this phase has to send (objects missing at the destination).
-    pub phase_objects_to_copy: u64,
-    pub phase_bytes_to_copy: u64,
-    /// This phase so far.
-    pub phase_done: CopyStats,
-    /// All phases so far.
-    pub total: CopyStats,
-}
-
 #[derive(Debug, Clone, Default)]
 pub struct CopyReport {
     pub total: CopyStats,
@@ -144,7 +133,7 @@ pub fn copy_objects(
     to: &dyn Backend,
     phases: &[CopyPhase],
     options: &CopyOptions,
-    progress: &(dyn Fn(&CopyProgress) + Sync),
+    progress: &dyn Progress,
 ) -> Result<CopyReport, CopyError> {
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(options.parallel.max(1))
@@ -160,7 +149,7 @@ pub fn copy_objects(
         ..Default::default()
     };
     for phase in phases {
-        let stats = pool.install(|| copy_phase(from, to, phase, &report.total, progress))?;
+        let stats = pool.install(|| copy_phase(from, to, phase, progress))?;
         report.total.add(&stats);
         report.phases.push((phase.dir.clone(), stats));
     }
@@ -171,8 +160,7 @@ fn copy_phase(
     from: &dyn Backend,
     to: &dyn Backend,
     phase: &CopyPhase,
-    before: &CopyStats,
-    progress: &(dyn Fn(&CopyProgress) + Sync),
+    progress: &dyn Progress,
 ) -> Result<CopyStats, CopyError> {
     let backend_err = |source| CopyError::Backend {
         phase: phase.dir.clone(),
@@ -187,21 +175,16 @@ fn copy_phase(
         .map(|o| (o.name, o.size))
         .collect();
 
-    let mut state = CopyProgress {
-        phase: phase.dir.clone(),
-        total: *before,
-        ..Default::default()
-    };
+    let mut done = CopyStats::default();
+    let (mut objects_to_copy, mut bytes_to_copy) = (0, 0);
     let mut missing = Vec::new();
     // Conflicts are found before anything is sent: a copy onto the wrong repository stops
     // without adding to it.
     for obj in source {
         match present.get(&obj.name) {
             Some(&size) if size == obj.size => {
-                state.phase_done.skipped_objects += 1;
-                state.phase_done.skipped_bytes += size;
-                state.total.skipped_objects += 1;
-                state.total.skipped_bytes += size;
+                done.skipped_objects += 1;
+                done.skipped_bytes += size;
             }
             Some(&size) => {
                 return Err(CopyError::SizeConflict {
@@ -211,39 +194,35 @@ fn copy_phase(
                 })
             }
             None => {
-                state.phase_objects_to_copy += 1;
-                state.phase_bytes_to_copy += obj.size;
+                objects_to_copy += 1;
+                bytes_to_copy += obj.size;
                 missing.push(obj);
             }
         }
     }
-    progress(&state);
-    let state = Mutex::new(state);
+    progress.stage(&phase.dir, objects_to_copy, bytes_to_copy);
+    let done = Mutex::new(done);
 
     missing.par_iter().try_for_each(|obj| {
         let outcome = copy_one(from, to, phase, obj)?;
-        let mut guard = state.lock().unwrap_or_else(|p| p.into_inner());
-        let s = &mut *guard;
-        let (done, total) = (&mut s.phase_done, &mut s.total);
-        match outcome {
+        let mut d = done.lock().unwrap_or_else(|p| p.into_inner());
+        let n = match outcome {
             Outcome::Copied(n) => {
-                for c in [done, total] {
-                    c.copied_objects += 1;
-                    c.copied_bytes += n;
-                }
+                d.copied_objects += 1;
+                d.copied_bytes += n;
+                n
             }
             Outcome::AlreadyThere(n) => {
-                for c in [done, total] {
-                    c.skipped_objects += 1;
-                    c.skipped_bytes += n;
-                }
+                d.skipped_objects += 1;
+                d.skipped_bytes += n;
+                n
             }
-        }
-        progress(s);
+        };
+        drop(d);
+        progress.advance(n);
         Ok(())
     })?;
-    let state = state.into_inner().unwrap_or_else(|p| p.into_inner());
-    Ok(state.phase_done)
+    Ok(done.into_inner().unwrap_or_else(|p| p.into_inner()))
 }
 
 enum Outcome {
@@ -298,10 +277,26 @@ fn copy_one(
 
 #[cfg(test)]
 mod tests {
-    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
     use super::*;
-    use crate::{Hooked, LocalBackend};
+    use crate::{Hooked, LocalBackend, NoProgress};
+
+    /// Sums what a copy reports.
+    #[derive(Default)]
+    struct Counted {
+        announced: AtomicU64,
+        advanced: AtomicU64,
+    }
+
+    impl Progress for Counted {
+        fn stage(&self, _name: &str, _items: u64, bytes: u64) {
+            self.announced.fetch_add(bytes, Ordering::SeqCst);
+        }
+        fn advance(&self, bytes: u64) {
+            self.advanced.fetch_add(bytes, Ordering::SeqCst);
+        }
+    }
 
     fn pack_name(data: &[u8]) -> String {
         let h = blake3::hash(data).to_hex().to_string();
@@ -347,7 +342,8 @@ mod tests {
             Ok(())
         });
         let opts = CopyOptions { parallel: 3 };
-        let err = copy_objects(&src, &flaky, &phases(), &opts, &|_| {}).expect_err("interrupted");
+        let err =
+            copy_objects(&src, &flaky, &phases(), &opts, &NoProgress).expect_err("interrupted");
         assert!(err.to_string().contains("link down"), "{err}");
         assert_eq!(dst.list("packs").expect("list").len(), 7);
         assert!(
@@ -355,18 +351,23 @@ mod tests {
             "phase order violated"
         );
 
-        let last = Mutex::new(CopyProgress::default());
-        let report = copy_objects(&src, &dst, &phases(), &opts, &|p| {
-            *last.lock().expect("lock") = p.clone()
-        })
-        .expect("resume");
+        let counted = Counted::default();
+        let report = copy_objects(&src, &dst, &phases(), &opts, &counted).expect("resume");
         assert_eq!(report.total.copied_objects, 22 - 7);
         assert_eq!(report.total.skipped_objects, 7);
         assert_eq!(
             report.total.copied_bytes + report.total.skipped_bytes,
             bytes
         );
-        assert_eq!(last.lock().expect("lock").total, report.total);
+        // Progress saw every byte sent, and each phase announced what it had to send.
+        assert_eq!(
+            counted.advanced.load(Ordering::SeqCst),
+            report.total.copied_bytes
+        );
+        assert_eq!(
+            counted.announced.load(Ordering::SeqCst),
+            report.total.copied_bytes
+        );
         for o in src.list("packs").expect("list") {
             assert_eq!(
                 dst.get(&o.name).expect("get"),
@@ -374,7 +375,7 @@ mod tests {
             );
         }
 
-        let again = copy_objects(&src, &dst, &phases(), &opts, &|_| {}).expect("again");
+        let again = copy_objects(&src, &dst, &phases(), &opts, &NoProgress).expect("again");
         assert_eq!(again.total.copied_objects, 0);
         assert_eq!(again.total.skipped_objects, 22);
     }
@@ -389,14 +390,14 @@ mod tests {
         let dst = LocalBackend::create(b.path()).expect("dst");
         src.put("snapshots/s1", b"snapshot").expect("put");
         dst.put("snapshots/s1", b"other").expect("put");
-        let err = copy_objects(&src, &dst, &phases(), &CopyOptions::default(), &|_| {})
+        let err = copy_objects(&src, &dst, &phases(), &CopyOptions::default(), &NoProgress)
             .expect_err("conflict");
         assert!(matches!(err, CopyError::SizeConflict { .. }), "{err}");
         assert_eq!(dst.get("snapshots/s1").expect("get"), b"other");
 
         let name = pack_name(b"real content");
         src.put(&name, b"tampered content").expect("put");
-        let err = copy_objects(&src, &dst, &phases(), &CopyOptions::default(), &|_| {})
+        let err = copy_objects(&src, &dst, &phases(), &CopyOptions::default(), &NoProgress)
             .expect_err("damaged");
         assert!(matches!(err, CopyError::CorruptSource { .. }), "{err}");
         assert_eq!(

@@ -29,18 +29,18 @@ mod hooked;
 mod local;
 mod name;
 mod private_file;
+mod progress;
 pub mod sftp;
 pub mod temp;
 pub mod url;
 
-pub use copy::{
-    copy_objects, CopyError, CopyOptions, CopyPhase, CopyProgress, CopyReport, CopyStats,
-};
+pub use copy::{copy_objects, CopyError, CopyOptions, CopyPhase, CopyReport, CopyStats};
 pub use error::BackendError;
 pub use hooked::Hooked;
 pub use local::LocalBackend;
 pub use name::validate_name;
 pub use private_file::{check_private_file, ExposedSecret};
+pub use progress::{NoProgress, Progress};
 pub use sftp::{SftpBackend, SftpConfig};
 pub use temp::{
     clean_stale_temp, remove_stale_temp, survey_temp, TempCleanup, TempFile, TempSurvey,

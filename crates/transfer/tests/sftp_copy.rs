@@ -10,8 +10,18 @@ use std::time::Duration;
 use support::sshd::Sshd;
 use support::within;
 use vtool_transfer::{
-    copy_objects, Backend, CopyError, CopyOptions, CopyPhase, LocalBackend, SftpBackend,
+    copy_objects, Backend, CopyError, CopyOptions, CopyPhase, LocalBackend, NoProgress, Progress,
+    SftpBackend,
 };
+
+/// Counts the objects a copy has sent.
+struct ObjectsSent(Arc<AtomicU64>);
+
+impl Progress for ObjectsSent {
+    fn advance(&self, _bytes: u64) {
+        self.0.fetch_add(1, Ordering::SeqCst);
+    }
+}
 
 fn phases() -> Vec<CopyPhase> {
     vec![
@@ -80,9 +90,13 @@ fn copy_to_sftp_survives_a_server_crash_and_resumes() {
         std::thread::spawn(move || {
             let src = LocalBackend::open(src_path).expect("source");
             let dst = SftpBackend::create(config).expect("destination");
-            copy_objects(&src, &dst, &phases(), &CopyOptions { parallel: 3 }, &|p| {
-                copied.store(p.total.copied_objects, Ordering::SeqCst)
-            })
+            copy_objects(
+                &src,
+                &dst,
+                &phases(),
+                &CopyOptions { parallel: 3 },
+                &ObjectsSent(copied),
+            )
         })
     };
     let start = std::time::Instant::now();
@@ -111,7 +125,7 @@ fn copy_to_sftp_survives_a_server_crash_and_resumes() {
     server.restart();
     let report = within(120, "resumed copy", move || {
         let dst = SftpBackend::open(config).expect("destination");
-        copy_objects(&src, &dst, &phases(), &CopyOptions::default(), &|_| {}).expect("copy")
+        copy_objects(&src, &dst, &phases(), &CopyOptions::default(), &NoProgress).expect("copy")
     });
     assert_eq!(report.total.copied_objects, total - present);
     assert_eq!(report.total.skipped_objects, present);
@@ -149,7 +163,7 @@ fn copy_from_sftp_to_local() {
     let report = within(120, "copy", move || {
         let src = SftpBackend::open(config).expect("open remote");
         let dst = LocalBackend::create(&local_path).expect("local");
-        copy_objects(&src, &dst, &phases(), &CopyOptions::default(), &|_| {}).expect("copy")
+        copy_objects(&src, &dst, &phases(), &CopyOptions::default(), &NoProgress).expect("copy")
     });
     assert_eq!(report.total.copied_objects, 15);
     assert_eq!(report.total.copied_bytes, bytes);

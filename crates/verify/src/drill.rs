@@ -12,7 +12,7 @@ use vtool_snapshot::keys::RestoreKey;
 use vtool_snapshot::reader::BlobReader;
 use vtool_snapshot::repofile::{DrillCommand, DrillRecord, DrillRestore, Snapshot};
 use vtool_snapshot::sealed::Sealed;
-use vtool_snapshot::{Id, Repository, RestoreOptions, RestoreProgress};
+use vtool_snapshot::{Id, Progress, Repository, RestoreOptions};
 
 use crate::boot::{run_boot, why_failed, BootCommand};
 use crate::drill_record::{save_record, DRILL_KIND};
@@ -33,12 +33,6 @@ pub struct DrillOptions {
     pub boots: Vec<BootCommand>,
     pub keep: KeepDir,
     pub cache_base: Option<PathBuf>,
-}
-
-/// Receives progress while a drill runs.
-pub trait DrillProgress: RestoreProgress {
-    fn stage(&self, _what: &str) {}
-    fn command_done(&self, _index: usize, _command: &DrillCommand) {}
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -69,7 +63,7 @@ pub fn drill(
     snapshot_id: Id,
     snapshot: &Sealed<Snapshot>,
     opts: &DrillOptions,
-    progress: &dyn DrillProgress,
+    progress: &dyn Progress,
 ) -> Result<DrillRun, DrillError> {
     let started = Instant::now();
     let (dir, created) = prepare_dir(opts.target.as_deref())?;
@@ -92,12 +86,11 @@ pub fn drill(
     let mut failure = restore_and_verify(repo, key, snapshot, &dir, opts, progress, &mut record);
     for (i, boot) in opts.boots.iter().enumerate() {
         let command = if failure.is_none() {
-            progress.stage(&format!(
-                "boot {}/{}: {}",
-                i + 1,
-                opts.boots.len(),
-                boot.command
-            ));
+            progress.stage(
+                &format!("boot {}/{}: {}", i + 1, opts.boots.len(), boot.command),
+                0,
+                0,
+            );
             run_boot(boot, &dir)
         } else {
             DrillCommand {
@@ -106,7 +99,14 @@ pub fn drill(
                 ..Default::default()
             }
         };
-        progress.command_done(i, &command);
+        if command.ran {
+            progress.finished(&format!(
+                "boot {}: {} ({:.2} s)",
+                i + 1,
+                crate::why_failed(&command),
+                command.duration_secs
+            ));
+        }
         if failure.is_none() && !command.passed {
             failure = Some(format!(
                 "boot command {} ({}) {}",
@@ -159,10 +159,9 @@ fn restore_and_verify(
     snapshot: &Sealed<Snapshot>,
     dir: &Path,
     opts: &DrillOptions,
-    progress: &dyn DrillProgress,
+    progress: &dyn Progress,
     record: &mut DrillRecord,
 ) -> Option<String> {
-    progress.stage("restoring");
     let restore_started = Instant::now();
     let ropts = RestoreOptions {
         target: dir.to_path_buf(),
@@ -202,7 +201,7 @@ fn restore_and_verify(
             first.message
         ));
     }
-    progress.stage("verifying");
+    progress.stage("verifying", 0, 0);
     match crate::compare(&reader, snapshot, dir) {
         Ok(c) if c.fingerprint_matches && c.differences.is_empty() => {
             record.verified = true;

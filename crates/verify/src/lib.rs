@@ -39,7 +39,7 @@ mod drill_record;
 
 pub use boot::{why_failed, BootCommand};
 pub use checksums::{checksums, manifest_line, Checksum, ChecksumFormat, ChecksumReport};
-pub use drill::{drill, DrillError, DrillOptions, DrillProgress, DrillRun, KeepDir};
+pub use drill::{drill, DrillError, DrillOptions, DrillRun, KeepDir};
 pub use drill_record::{list_drills, Authenticity, DrillListing, ListedDrill};
 
 pub use check::{

@@ -24,10 +24,9 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
-use indicatif::ProgressBar;
 use serde::Serialize;
 use vtool_snapshot::keys::BackupKey;
-use vtool_snapshot::{BackupOptions, BackupProgress, BackupReport, Warning};
+use vtool_snapshot::{BackupOptions, BackupReport, Warning};
 use vtool_validator::profiles::{self, BackupPlan, LiveLock, Target};
 use vtool_validator::{check_keystores, KeyStatus};
 
@@ -92,38 +91,6 @@ pub struct Args {
     /// Directories and files to back up.
     #[arg(required = true)]
     paths: Vec<PathBuf>,
-}
-
-struct Progress {
-    bar: Option<ProgressBar>,
-    json: bool,
-    /// Do not print warnings (the precopy pass expects files to change).
-    quiet: bool,
-}
-
-impl BackupProgress for Progress {
-    fn scanned(&self, files: u64, bytes: u64) {
-        if let Some(bar) = &self.bar {
-            bar.set_length(bytes);
-            bar.set_message(format!("reading {files} changed files"));
-        }
-    }
-    fn read(&self, bytes: u64) {
-        if let Some(bar) = &self.bar {
-            bar.inc(bytes);
-        }
-    }
-    fn warn(&self, w: &Warning) {
-        if self.quiet {
-            return;
-        }
-        let line = format!("warning: {}: {}", w.path, w.message);
-        match &self.bar {
-            Some(bar) => bar.println(line),
-            None if !self.json => eprintln!("{line}"),
-            None => eprintln!("{line}"),
-        }
-    }
 }
 
 #[derive(Serialize)]
@@ -266,15 +233,10 @@ fn run_inner(a: &Args) -> anyhow::Result<Outcome> {
             vtool_snapshot::repofile::INCOMPLETE_LABEL.into(),
             "true".into(),
         );
-        let progress = Progress {
-            bar: output::bytes_bar("precopy"),
-            json: a.json,
-            quiet: true,
-        };
+        // The precopy pass expects files to change: its warnings are noise.
+        let progress = output::Bar::new("precopy").with_warnings(false);
         let report = vtool_snapshot::backup(&repo, &key, &pre_opts, &progress);
-        if let Some(bar) = &progress.bar {
-            bar.finish_and_clear();
-        }
+        progress.finish();
         let report = report.context("the precopy pass failed")?;
         if !a.json {
             eprintln!(
@@ -323,15 +285,9 @@ fn run_inner(a: &Args) -> anyhow::Result<Outcome> {
         opts.labels.insert("live_locks".into(), paths.join(","));
     }
 
-    let progress = Progress {
-        bar: output::bytes_bar("scanning"),
-        json: a.json,
-        quiet: false,
-    };
+    let progress = output::Bar::new("scanning");
     let report = vtool_snapshot::backup(&repo, &key, &opts, &progress);
-    if let Some(bar) = &progress.bar {
-        bar.finish_and_clear();
-    }
+    progress.finish();
     let report = report?;
     print_summary(
         a,

@@ -1,13 +1,11 @@
 use std::path::PathBuf;
-use std::sync::Mutex;
 
 use anyhow::Context;
-use indicatif::ProgressBar;
 use serde::Serialize;
 use vtool_snapshot::copy::{copy_repository, RepoCopyOptions};
 use vtool_snapshot::Repository;
 use vtool_transfer::url::RepoUrl;
-use vtool_transfer::{CopyProgress, CopyStats};
+use vtool_transfer::CopyStats;
 
 use crate::{output, Outcome};
 
@@ -83,29 +81,6 @@ struct Summary {
     total: PhaseRow,
 }
 
-/// Progress on stderr: one bar per phase (bytes, objects, rate).
-struct Bar {
-    bar: Option<ProgressBar>,
-    phase: Mutex<String>,
-}
-
-impl Bar {
-    fn update(&self, p: &CopyProgress) {
-        let Some(bar) = &self.bar else { return };
-        let mut phase = self.phase.lock().unwrap_or_else(|e| e.into_inner());
-        if *phase != p.phase {
-            phase.clone_from(&p.phase);
-            bar.set_length(p.phase_bytes_to_copy);
-            bar.reset();
-        }
-        bar.set_position(p.phase_done.copied_bytes);
-        bar.set_message(format!(
-            "{} {}/{} objects",
-            p.phase, p.phase_done.copied_objects, p.phase_objects_to_copy
-        ));
-    }
-}
-
 pub fn run(a: Args) -> anyhow::Result<Outcome> {
     let src = Repository::open(
         vtool_transfer::url::open(&a.from)
@@ -133,14 +108,9 @@ pub fn run(a: Args) -> anyhow::Result<Outcome> {
             RepoUrl::Sftp { .. } => None,
         },
     };
-    let bar = Bar {
-        bar: output::bytes_bar("copying"),
-        phase: Mutex::new(String::new()),
-    };
-    let result = copy_repository(&src, dst.as_ref(), &opts, &|p: &CopyProgress| bar.update(p));
-    if let Some(b) = &bar.bar {
-        b.finish_and_clear();
-    }
+    let progress = output::Bar::new("copying");
+    let result = copy_repository(&src, dst.as_ref(), &opts, &progress);
+    progress.finish();
     let report = match result {
         Ok(r) => r,
         // Damaged data at the source: a data problem (exit 3), not a usage error.

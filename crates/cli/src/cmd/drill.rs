@@ -2,10 +2,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{bail, Context};
-use indicatif::ProgressBar;
-use vtool_snapshot::repofile::DrillCommand;
-use vtool_snapshot::RestoreProgress;
-use vtool_verify::{BootCommand, DrillOptions, DrillProgress, KeepDir};
+use vtool_verify::{BootCommand, DrillOptions, KeepDir};
 
 use super::{IdentityArg, RepoArg};
 use crate::{output, Outcome};
@@ -49,45 +46,6 @@ pub struct Args {
     no_cache: bool,
     #[arg(long)]
     json: bool,
-}
-
-struct Progress {
-    bar: Option<ProgressBar>,
-    quiet: bool,
-}
-
-impl RestoreProgress for Progress {
-    fn planned(&self, _files: u64, bytes: u64) {
-        if let Some(bar) = &self.bar {
-            bar.set_length(bytes);
-        }
-    }
-    fn wrote(&self, bytes: u64) {
-        if let Some(bar) = &self.bar {
-            bar.inc(bytes);
-        }
-    }
-}
-
-impl DrillProgress for Progress {
-    fn stage(&self, what: &str) {
-        if let Some(bar) = &self.bar {
-            bar.set_message(what.to_string());
-        }
-        if !self.quiet && what != "restoring" {
-            eprintln!("{what}");
-        }
-    }
-    fn command_done(&self, index: usize, c: &DrillCommand) {
-        if !self.quiet && c.ran {
-            eprintln!(
-                "boot {}: {} ({:.2} s)",
-                index + 1,
-                vtool_verify::why_failed(c),
-                c.duration_secs
-            );
-        }
-    }
 }
 
 fn boot_commands(a: &Args) -> anyhow::Result<Vec<BootCommand>> {
@@ -141,14 +99,9 @@ pub fn run(a: Args) -> anyhow::Result<Outcome> {
         },
         cache_base: super::cache_base(a.no_cache),
     };
-    let progress = Progress {
-        bar: output::bytes_bar("restoring"),
-        quiet: a.json,
-    };
+    let progress = output::Bar::new("restoring").with_stages(!a.json);
     let run = vtool_verify::drill(&repo, &key, id, &snap, &opts, &progress);
-    if let Some(bar) = &progress.bar {
-        bar.finish_and_clear();
-    }
+    progress.finish();
     let run = run?;
     let r = &run.record;
     if a.json {

@@ -1,5 +1,4 @@
-use indicatif::ProgressBar;
-use vtool_snapshot::repair::{repair_index, RepairIndexOptions, RepairIndexReport, RepairProgress};
+use vtool_snapshot::repair::{repair_index, RepairIndexOptions, RepairIndexReport};
 
 use super::{IdentityArg, RepoArg};
 use crate::{output, Outcome};
@@ -35,22 +34,6 @@ pub fn run(command: Command) -> anyhow::Result<Outcome> {
     }
 }
 
-struct Progress(Option<ProgressBar>);
-
-impl RepairProgress for Progress {
-    fn start(&self, packs: u64, bytes: u64) {
-        if let Some(bar) = &self.0 {
-            bar.set_message(format!("reading {packs} pack(s)"));
-            bar.set_length(bytes);
-        }
-    }
-    fn pack_done(&self, bytes: u64) {
-        if let Some(bar) = &self.0 {
-            bar.inc(bytes);
-        }
-    }
-}
-
 fn index(a: IndexArgs) -> anyhow::Result<Outcome> {
     let repo = a.repo.open()?;
     let key = a.identity.unlock(&repo)?;
@@ -58,11 +41,9 @@ fn index(a: IndexArgs) -> anyhow::Result<Outcome> {
         dry_run: a.dry_run,
         verify_blobs: !a.no_blob_check,
     };
-    let progress = Progress(output::bytes_bar("reading packs"));
+    let progress = output::Bar::new("reading packs");
     let report = repair_index(&repo, &key, &opts, &progress);
-    if let Some(bar) = &progress.0 {
-        bar.finish_and_clear();
-    }
+    progress.finish();
     let report = report?;
     if a.json {
         output::print_json(&report)?;

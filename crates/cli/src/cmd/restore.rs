@@ -1,8 +1,7 @@
 use std::path::PathBuf;
 
-use indicatif::ProgressBar;
 use serde::Serialize;
-use vtool_snapshot::{RestoreOptions, RestoreProgress, RestoreReport};
+use vtool_snapshot::{RestoreOptions, RestoreReport};
 
 use super::SnapshotArgs;
 use crate::{output, Outcome};
@@ -22,21 +21,6 @@ pub struct Args {
     verify: bool,
     #[arg(long)]
     json: bool,
-}
-
-struct Progress(Option<ProgressBar>);
-
-impl RestoreProgress for Progress {
-    fn planned(&self, _files: u64, bytes: u64) {
-        if let Some(bar) = &self.0 {
-            bar.set_length(bytes);
-        }
-    }
-    fn wrote(&self, bytes: u64) {
-        if let Some(bar) = &self.0 {
-            bar.inc(bytes);
-        }
-    }
 }
 
 #[derive(Serialize)]
@@ -60,11 +44,9 @@ pub fn run(a: Args) -> anyhow::Result<Outcome> {
     };
     // One reader for restoring and --verify: the trees are decrypted once.
     let reader = opened.reader();
-    let progress = Progress(output::bytes_bar("restoring"));
+    let progress = output::Bar::new("restoring");
     let report = vtool_snapshot::restore_from(&reader, snap, &opts, &progress);
-    if let Some(bar) = &progress.0 {
-        bar.finish_and_clear();
-    }
+    progress.finish();
     let report = report?;
     let verification = if a.verify {
         Some(vtool_verify::compare(&reader, snap, &a.target)?)

@@ -10,10 +10,10 @@ use super::packer::{Engine, NewBlob};
 use super::reader::{read_files, FileEvent, Item, ReadJob, READERS};
 use super::resume::Resume;
 use super::scan::Scan;
-use super::{BackupProgress, Warning};
+use super::Warning;
 use crate::blob::{self, EncodedBlob};
 use crate::pack::FinishedPack;
-use crate::{Error, Id, Result};
+use crate::{Error, Id, Progress, Result};
 
 pub(super) struct ReadStats {
     pub(super) files: u64,
@@ -59,7 +59,7 @@ impl Engine<'_> {
         &self,
         scan: &mut Scan,
         to_read: Vec<(usize, Option<Resume>)>,
-        progress: &dyn BackupProgress,
+        progress: &dyn Progress,
         warnings: &mut Vec<Warning>,
     ) -> Result<ReadStats> {
         let jobs: Vec<ReadJob> = to_read
@@ -112,7 +112,7 @@ impl Engine<'_> {
                     match p {
                         Processed::Chunk { file, id, len, new } => {
                             scan.entries[file].chunks.push(id);
-                            progress.read(len);
+                            progress.advance(len);
                             if let Some(blob) = new {
                                 // A closed channel means a packer failed; its error is joined below.
                                 if blob_tx.send(NewBlob { id, blob }).is_err() {
@@ -122,7 +122,7 @@ impl Engine<'_> {
                         }
                         Processed::Known { file, ids, bytes } => {
                             scan.entries[file].chunks.extend(ids);
-                            progress.read(bytes);
+                            progress.advance(bytes);
                         }
                         Processed::Event(FileEvent::Done {
                             file,
@@ -143,7 +143,7 @@ impl Engine<'_> {
                                               (stop the program writing it, or use --pre/--post hooks)"
                                         .into(),
                                 };
-                                progress.warn(&w);
+                                progress.warn(&w.path, &w.message);
                                 warnings.push(w);
                             }
                         }
@@ -154,7 +154,7 @@ impl Engine<'_> {
                                 path: e.path.display().to_string(),
                                 message: format!("not backed up: {message}"),
                             };
-                            progress.warn(&w);
+                            progress.warn(&w.path, &w.message);
                             warnings.push(w);
                         }
                     }

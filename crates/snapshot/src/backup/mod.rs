@@ -24,7 +24,7 @@ use serde::Serialize;
 use crate::cache::{Cache, FilesCache};
 use crate::keys::BackupKey;
 use crate::repofile::{NodeKind, Snapshot, SnapshotSummary, FORMAT_VERSION};
-use crate::{Error, Id, Repository, Result};
+use crate::{Error, Id, Progress, Repository, Result};
 use packer::Engine;
 use resume::Resume;
 use scan::scan;
@@ -48,17 +48,6 @@ pub struct Warning {
     pub message: String,
 }
 
-/// Receives progress while a backup runs. Called from one thread at a time.
-pub trait BackupProgress: Sync {
-    fn scanned(&self, _files: u64, _bytes_to_read: u64) {}
-    fn read(&self, _bytes: u64) {}
-    fn warn(&self, _warning: &Warning) {}
-}
-
-/// Progress sink that ignores everything.
-pub struct NoProgress;
-impl BackupProgress for NoProgress {}
-
 /// The outcome of a backup.
 #[derive(Debug, Clone, Serialize)]
 pub struct BackupReport {
@@ -77,7 +66,7 @@ pub fn backup(
     repo: &Repository,
     key: &BackupKey,
     opts: &BackupOptions,
-    progress: &dyn BackupProgress,
+    progress: &dyn Progress,
 ) -> Result<BackupReport> {
     let started = Instant::now();
     repo.check_backup_key(key)?;
@@ -97,7 +86,7 @@ pub fn backup(
         message: format!("{why}; ignored (run `vtool check`)"),
     }));
     for w in &warnings {
-        progress.warn(w);
+        progress.warn(&w.path, &w.message);
     }
     let mut to_read = Vec::new();
     let mut files_unchanged = 0;
@@ -117,7 +106,7 @@ pub fn backup(
         }
     }
     let bytes_to_read: u64 = to_read.iter().map(|(i, _)| scan.entries[*i].size).sum();
-    progress.scanned(to_read.len() as u64, bytes_to_read);
+    progress.stage("reading changed files", to_read.len() as u64, bytes_to_read);
 
     let engine = Engine {
         repo,
@@ -171,7 +160,7 @@ pub fn backup(
                 path: "files cache".into(),
                 message: format!("could not be saved ({e}); the next backup reads every file"),
             };
-            progress.warn(&w);
+            progress.warn(&w.path, &w.message);
         }
     }
     let new_blobs = engine.pending.lock().map_err(Error::poisoned)?.len() as u64;
