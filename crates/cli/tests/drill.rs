@@ -9,7 +9,8 @@ use std::path::Path;
 use std::process::Command;
 
 use serde_json::Value;
-use support::{engines, reframe, s, text, Env};
+use support::{engines, s, text, Env};
+use vtool_testkit::reframe;
 
 /// A node with one database of each engine, written by the engine itself.
 fn engines_node(root: &Path) {

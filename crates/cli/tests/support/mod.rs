@@ -15,26 +15,6 @@ pub fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures")
 }
 
-/// `len` bytes of xorshift noise from `seed`: data that neither compresses nor dedups.
-pub fn noise(len: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
-}
-
-/// A sealed object whose body was edited, framed with its old MAC as a storage host without
-/// the keys would store it: well formed, but it must fail authentication.
-pub fn reframe(object: &Value) -> Vec<u8> {
-    let body = serde_json::to_vec_pretty(&object["body"]).expect("json");
-    vtool_snapshot::sealed::envelope(object["mac"].as_str().expect("mac"), &body)
-}
-
 /// A path as a command-line argument.
 pub fn s(p: &Path) -> &str {
     p.to_str().expect("utf-8 path")
