@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
-mod support;
+use crate::support;
 
 use support::{fixtures, s, text, Env};
 use vtool_testkit::tree::{assert_same_tree, set_mtime};

@@ -2,7 +2,7 @@
 //! check level that can see it, reported with the files it hits, and never restored as
 //! wrong bytes.
 
-mod support;
+use crate::support;
 
 use std::collections::BTreeSet;
 use std::fs;

@@ -2,7 +2,7 @@
 //! clients run on: SQLite (`sqlite3`), RocksDB (`ldb`, rocksdb-tools) and LMDB (`mdb_load`,
 //! `mdb_stat`, lmdb-utils), and the real `sha256sum` / `b3sum`.
 
-mod support;
+use crate::support;
 
 use std::fs;
 use std::path::Path;

@@ -3,7 +3,7 @@
 //! them as damage (exit 3), quickly and in bounded memory, and never crash; a planted copy
 //! beside a genuine one must not stop a restore.
 
-mod support;
+use crate::support;
 
 use std::fs;
 use std::path::{Path, PathBuf};

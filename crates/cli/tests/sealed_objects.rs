@@ -2,7 +2,7 @@
 //! authenticated over their stored bytes; a damaged or planted one is named and hides nothing
 //! else; a format 1 repository keeps working.
 
-mod support;
+use crate::support;
 
 use std::fs;
 use std::os::unix::fs::PermissionsExt;

@@ -2,7 +2,7 @@
 //! loopback, and the replication story end to end: a backup copied to an SFTP server and to
 //! a "drive", checked there without a key, and restored from either, byte-identical.
 
-mod support;
+use crate::support;
 
 use std::fs;
 use std::os::unix::fs::PermissionsExt;

@@ -1,7 +1,7 @@
 //! Operator-facing trust problems through the binary: secrets other users can read, a
 //! damaged key object told apart from a wrong identity.
 
-mod support;
+use crate::support;
 
 use std::fs;
 use std::os::unix::fs::PermissionsExt;

@@ -4,7 +4,7 @@
 use std::fs;
 use std::process::Stdio;
 
-use crate::kit::{checks_pass, restores_identical, scenario_rng, trials, Tally};
+use super::kit::{checks_pass, restores_identical, scenario_rng, trials, Tally};
 use crate::support::{s, text, Env, VTOOL};
 use vtool_testkit::node::{rewrite_node, write_node};
 

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use vtool_snapshot::index::decode_index;
 use vtool_snapshot::repofile::BlobKind;
 
-use crate::kit::{
+use super::kit::{
     code_of, must, nothing_wrong_written, same_tree, scenario_rng, trials, Rng, Tally,
 };
 use crate::support::{s, Env};

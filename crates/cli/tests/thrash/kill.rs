@@ -9,7 +9,7 @@ use std::process::{Child, Stdio};
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
-use crate::kit::{
+use super::kit::{
     age_temp_files, checks_pass, must, restores_identical, scenario_rng, temp_files, trials, Tally,
 };
 use crate::support::{s, Env, VTOOL};
