@@ -3,7 +3,6 @@
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use serde_json::Value;
 use vtool_snapshot::age::x25519::Identity;
@@ -11,6 +10,8 @@ use vtool_snapshot::{backup, keys, BackupOptions, NoProgress, Repository};
 use vtool_testkit::tree::{assert_same, Compare};
 use vtool_testkit::Rng;
 use vtool_transfer::{Backend, LocalBackend};
+
+use crate::support::{clean_command, s, VTOOL};
 
 struct Run {
     code: i32,
@@ -25,12 +26,10 @@ impl Run {
     }
 }
 
+/// vtool with a clean environment and its cache under target/tmp, not the user's.
 fn vtool(args: &[&str]) -> Run {
-    let out = Command::new(env!("CARGO_BIN_EXE_vtool"))
-        .args(args)
-        .env_remove("VTOOL_REPO")
-        .env_remove("VTOOL_IDENTITY")
-        .env("HOME", std::env::temp_dir())
+    let cache = Path::new(env!("CARGO_TARGET_TMPDIR")).join("check_copy-cache");
+    let out = clean_command(VTOOL, args, &cache)
         .output()
         .expect("run vtool");
     Run {
@@ -48,10 +47,6 @@ fn ok(args: &[&str]) -> Run {
         r.stdout, r.stderr
     );
     r
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().expect("utf-8 path")
 }
 
 struct Setup {

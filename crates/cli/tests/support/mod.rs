@@ -30,6 +30,18 @@ pub fn text(out: &Output) -> String {
     )
 }
 
+/// `program args` without the caller's `VTOOL_*` settings and with vtool's cache in `cache`,
+/// never the user's.
+pub fn clean_command(program: &str, args: &[&str], cache: &Path) -> Command {
+    let mut c = Command::new(program);
+    c.args(args)
+        .env("VTOOL_CACHE_DIR", cache)
+        .env_remove("VTOOL_REPO")
+        .env_remove("VTOOL_BACKUP_KEY")
+        .env_remove("VTOOL_IDENTITY");
+    c
+}
+
 /// A scratch area: repository (`repo`), keys (`identity.txt`, `backup.key`), cache, sources
 /// and restore targets.
 pub struct Env {
@@ -83,13 +95,8 @@ impl Env {
     /// `program args` (vtool, or a wrapper that runs it) in the scratch area, with vtool's
     /// environment cleaned up.
     pub fn command(&self, program: &str, args: &[&str]) -> Command {
-        let mut c = Command::new(program);
-        c.args(args)
-            .current_dir(self.dir.path())
-            .env("VTOOL_CACHE_DIR", self.path("cache"))
-            .env_remove("VTOOL_REPO")
-            .env_remove("VTOOL_BACKUP_KEY")
-            .env_remove("VTOOL_IDENTITY")
+        let mut c = clean_command(program, args, &self.path("cache"));
+        c.current_dir(self.dir.path())
             .envs(self.vars.iter().map(|(k, v)| (k, v)));
         c
     }
