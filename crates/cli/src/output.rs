@@ -30,20 +30,18 @@ pub fn bytes_bar(message: &str) -> Option<ProgressBar> {
     Some(bar)
 }
 
-/// `1.5 GiB`-style sizes.
+/// `1.50 GiB`-style sizes.
 pub fn human_bytes(n: u64) -> String {
-    const UNITS: [&str; 6] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
-    let mut v = n as f64;
-    let mut unit = 0;
-    while v >= 1024.0 && unit < UNITS.len() - 1 {
-        v /= 1024.0;
-        unit += 1;
-    }
-    if unit == 0 {
-        format!("{n} B")
-    } else {
-        format!("{v:.1} {}", UNITS[unit])
-    }
+    indicatif::HumanBytes(n).to_string()
+}
+
+/// `2026-12-03 10:49:19` (UTC, to the second) for tables.
+pub fn datetime(t: &time::OffsetDateTime) -> String {
+    use time::macros::format_description;
+    t.format(format_description!(
+        "[year]-[month]-[day] [hour]:[minute]:[second]"
+    ))
+    .unwrap_or_else(|_| t.unix_timestamp().to_string())
 }
 
 /// Group a fingerprint in blocks of four hex digits, for reading aloud.

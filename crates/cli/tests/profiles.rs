@@ -307,3 +307,38 @@ fn failed_second_pass_never_makes_the_precopy_latest() {
     let out = env.with_identity("restore", &[id, "--target", &t]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
 }
+
+#[test]
+fn restore_warns_about_definitions_pointing_at_missing_keystores() {
+    let env = Env::with_repo();
+    let node = env.path("node");
+    write(&node, "validators/0xab/voting-keystore.json", "{}");
+    let present = node.join("validators/0xab/voting-keystore.json");
+    // Flow style and an escaped quote: a line-based reader saw neither path.
+    let defs = format!(
+        "---\n- {{enabled: true, voting_keystore_path: \"{}\", voting_keystore_password_path: \"/gone/secrets/0x\\\"ab\\\"\"}}\n",
+        present.display()
+    );
+    write(&node, "validators/validator_definitions.yml", &defs);
+    // Chain data beside it, restored too but never parsed.
+    write(&node, "beacon/chain_db/validator_definitions.txt", "-");
+    env.backup(&[node.to_str().expect("utf-8")]);
+
+    let target = env.path("restored");
+    let out = env.with_identity(
+        "restore",
+        &["latest", "--target", target.to_str().expect("utf-8")],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let warnings: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.starts_with("warning:"))
+        .collect();
+    assert_eq!(warnings.len(), 1, "{stderr}");
+    assert!(warnings[0].contains("/gone/secrets/0x\"ab\""), "{stderr}");
+    assert!(
+        warnings[0].contains("restored/node/validators/validator_definitions.yml"),
+        "{stderr}"
+    );
+}

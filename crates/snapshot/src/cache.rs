@@ -6,7 +6,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use crate::repofile::CachedFile;
-use crate::Id;
+use crate::{FileType, Id};
 
 /// Cache directory of one repository.
 pub struct Cache {
@@ -38,7 +38,7 @@ impl Cache {
     pub fn read_index(&self, name: &str) -> Option<Vec<u8>> {
         let data = std::fs::read(self.dir.join(name)).ok()?;
         // A damaged cached copy is ignored and fetched again.
-        (name == format!("index/{}", Id::hash(&data))).then_some(data)
+        FileType::Index.named_right(name, &data).then_some(data)
     }
 
     pub fn write_index(&self, name: &str, data: &[u8]) {

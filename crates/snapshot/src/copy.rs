@@ -16,7 +16,7 @@ use vtool_transfer::{
 };
 
 use crate::repository::read_config;
-use crate::{Error, Id, Repository};
+use crate::{Error, FileType, Id, Repository};
 
 /// What to copy and how.
 #[derive(Debug, Clone, Default)]
@@ -138,9 +138,10 @@ pub fn copy_repository(
         None => copy_objects(src.backend(), dst, &data_phases, &copy_opts, progress)?,
         Some(ids) => {
             // The source, listing only the chosen snapshot objects.
-            let names: HashSet<String> = ids.iter().map(|id| format!("snapshots/{id}")).collect();
-            let only = Hooked::new(src.backend())
-                .keep_listed(move |o| !o.name.starts_with("snapshots/") || names.contains(&o.name));
+            let names: HashSet<String> = ids.iter().map(|id| FileType::Snapshot.name(id)).collect();
+            let only = Hooked::new(src.backend()).keep_listed(move |o| {
+                FileType::Snapshot.id_of(&o.name).is_none() || names.contains(&o.name)
+            });
             copy_objects(&only, dst, &data_phases, &copy_opts, progress)?
         }
     };

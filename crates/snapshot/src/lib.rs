@@ -30,6 +30,7 @@ pub mod chunker;
 pub mod copy;
 pub mod crypto;
 mod error;
+mod file_type;
 mod id;
 pub mod index;
 pub mod keys;
@@ -47,9 +48,11 @@ pub mod tree;
 pub use age;
 pub use backup::{backup, BackupOptions, BackupProgress, BackupReport, NoProgress, Warning};
 pub use error::{Error, Result};
+pub use file_type::FileType;
 pub use id::Id;
 pub use repository::{NewRepository, Repository, DEFAULT_PACK_SIZE};
 pub use restore::{restore, restore_from, Damage, RestoreOptions, RestoreProgress, RestoreReport};
+pub use time;
 
 /// This machine's host name, as recorded in snapshots and drill records.
 pub fn hostname() -> String {
@@ -58,7 +61,7 @@ pub fn hostname() -> String {
         .unwrap_or_default()
 }
 
-/// Current time as RFC 3339 UTC with nanoseconds (sorts lexically).
+/// Current time as RFC 3339 UTC with nanoseconds, for fields only people read.
 pub fn now_rfc3339() -> String {
     let now = time::OffsetDateTime::now_utc();
     now.format(&time::format_description::well_known::Rfc3339)

@@ -4,20 +4,16 @@ use std::io::Write;
 
 use crate::blob::EncodedBlob;
 use crate::repofile::{BlobKind, PackTrailer, PackedBlob};
-use crate::{crypto, Error, Id, Result};
+use crate::{crypto, Error, FileType, Id, Result};
 
-/// Object name of a pack.
+/// Object name of a pack ([`FileType::Pack`]).
 pub fn pack_name(id: &Id) -> String {
-    let hex = id.to_hex();
-    format!("packs/{}/{}", &hex[..2], hex)
+    FileType::Pack.name(id)
 }
 
 /// `packs/ab/ab12…` → the pack id, if the name is well-formed (the inverse of [`pack_name`]).
 pub fn parse_pack_name(name: &str) -> Option<Id> {
-    let rest = name.strip_prefix("packs/")?;
-    let (dir, hex) = rest.split_once('/')?;
-    let id = Id::from_hex(hex)?;
-    (hex == id.to_hex() && dir == &hex[..2]).then_some(id)
+    FileType::Pack.id_of(name)
 }
 
 /// Builds one pack in memory.

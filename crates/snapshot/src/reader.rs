@@ -3,6 +3,7 @@
 use std::borrow::Cow;
 use std::collections::HashMap;
 use std::io::Read;
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use rayon::prelude::*;
@@ -10,7 +11,8 @@ use rayon::prelude::*;
 use crate::index::{BlobLocation, MasterIndex};
 use crate::keys::RestoreKey;
 use crate::pack::{blob_slice, decrypt_pack, pack_name};
-use crate::repofile::{BlobKind, Tree};
+use crate::repofile::{BlobKind, Snapshot, Tree};
+use crate::sealed::Sealed;
 use crate::{blob, crypto, merkle, tree, Error, Id, Repository, Result};
 
 /// Threads for work that fetches whole packs (restore, check): fetching blocks on the disk
@@ -20,6 +22,44 @@ pub fn pack_fetch_pool() -> Result<rayon::ThreadPool> {
         .num_threads(rayon::current_num_threads() + 1)
         .build()
         .map_err(|e| Error::Threads(e.to_string()))
+}
+
+/// A snapshot opened for reading: its repository, the restore key, the index (loaded once,
+/// through the cache when there is one) and the authenticated snapshot itself.
+pub struct OpenedSnapshot {
+    pub repo: Repository,
+    pub key: RestoreKey,
+    pub index: MasterIndex,
+    pub id: Id,
+    pub snapshot: Sealed<Snapshot>,
+}
+
+impl OpenedSnapshot {
+    /// Authenticate `snapshot` and load the index. `cache_base` as for backups (`None`
+    /// reads every index from the repository).
+    pub fn open(
+        repo: Repository,
+        key: RestoreKey,
+        id: Id,
+        snapshot: Sealed<Snapshot>,
+        cache_base: Option<&Path>,
+    ) -> Result<Self> {
+        repo.verify_snapshot(&snapshot, &key.chunk_key)?;
+        let index = repo.load_index_cached(cache_base)?;
+        Ok(OpenedSnapshot {
+            repo,
+            key,
+            index,
+            id,
+            snapshot,
+        })
+    }
+
+    /// A reader of its blobs; keep one for several passes (restore, then verify) so tree
+    /// packs are decrypted once.
+    pub fn reader(&self) -> BlobReader<'_> {
+        BlobReader::new(&self.repo, &self.key, &self.index)
+    }
 }
 
 /// Reads and authenticates blobs of one repository.

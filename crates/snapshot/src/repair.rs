@@ -21,7 +21,7 @@ use vtool_transfer::BackendError;
 use crate::keys::RestoreKey;
 use crate::pack::{blob_slice, decrypt_pack, pack_name, parse_pack_name};
 use crate::repofile::{ChunkerParams, IndexFile, IndexedPack, PackedBlob, FORMAT_VERSION};
-use crate::{blob, Error, Id, Repository, Result};
+use crate::{blob, Error, FileType, Id, Repository, Result};
 
 /// Packs per new index file, as a backup writes them.
 const PACKS_PER_INDEX: usize = 64;
@@ -196,7 +196,7 @@ pub fn repair_index(
                 packs: group.to_vec(),
                 rebuilt: Some(crate::now_rfc3339()),
             })?;
-            report.new_indexes.push(format!("index/{id}"));
+            report.new_indexes.push(FileType::Index.name(&id));
         }
     }
     Ok(report)

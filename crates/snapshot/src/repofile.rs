@@ -2,6 +2,7 @@
 //! `doc/FORMAT.md` is the normative description; keep the two in step.
 
 use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
 
 use crate::Id;
 
@@ -158,8 +159,10 @@ pub struct Tree {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Snapshot {
     pub version: u32,
-    /// RFC 3339 UTC.
-    pub time: String,
+    /// RFC 3339 UTC. Compared as a time, never as text: the text drops trailing zeros of
+    /// the fraction, so it does not sort.
+    #[serde(with = "time::serde::rfc3339")]
+    pub time: OffsetDateTime,
     pub hostname: String,
     pub username: String,
     /// Absolute source paths; each is an entry of the root tree named by its last component.
@@ -221,7 +224,8 @@ pub struct DrillRecord {
     pub snapshot: Id,
     pub fingerprint: Id,
     /// Start of the drill, RFC 3339 UTC.
-    pub time: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub time: OffsetDateTime,
     pub hostname: String,
     /// Directory restored into.
     pub target: String,

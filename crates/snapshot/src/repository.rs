@@ -8,7 +8,7 @@ use crate::index::{decode_index, encode_index, MasterIndex};
 use crate::keys::{BackupKey, ChunkKey, RestoreKey};
 use crate::repofile::{Config, IndexFile, KeyObject, Snapshot, FORMAT_VERSION};
 use crate::sealed::{list_sealed, seal, Sealed, SealedKind, SealedListing};
-use crate::{chunker, crypto, Error, Id, Result};
+use crate::{chunker, crypto, Error, FileType, Id, Result};
 
 /// A snapshot is a few KiB of JSON; anything far larger is not one of ours.
 const MAX_SNAPSHOT_SIZE: u64 = 16 << 20;
@@ -65,7 +65,7 @@ impl Repository {
             .map_err(|e| Error::Internal(e.to_string()))?;
         let key_obj = crypto::encrypt(&backup_key.recipients, &key_json)?;
         // The key object first: a config without it would be unusable.
-        backend.put(&format!("keys/{}", Id::hash(&key_obj)), &key_obj)?;
+        FileType::Key.store(backend.as_ref(), &key_obj)?;
         let config_bytes = seal(SealedKind::Config, &config, &backup_key.chunk_key)?;
         backend.put("config", &config_bytes)?;
         let config = Sealed::parse(SealedKind::Config, &config_bytes).map_err(Error::Corrupt)?;
@@ -162,7 +162,7 @@ impl Repository {
         let mut foreign = None;
         for obj in self.backend.list("keys")? {
             let data = self.backend.get(&obj.name)?;
-            if obj.name != format!("keys/{}", Id::hash(&data)) {
+            if !FileType::Key.named_right(&obj.name, &data) {
                 damaged.push((obj.name, "it does not match its content hash".to_string()));
                 continue;
             }
@@ -215,12 +215,8 @@ impl Repository {
     /// [`SnapshotListing::damaged`] and hides nothing else. Nothing is authenticated here:
     /// listing needs no key.
     pub fn snapshots(&self) -> Result<SnapshotListing> {
-        let mut listing: SnapshotListing = list_sealed(
-            self.backend.as_ref(),
-            "snapshots",
-            SealedKind::Snapshot,
-            MAX_SNAPSHOT_SIZE,
-        )?;
+        let mut listing: SnapshotListing =
+            list_sealed(self.backend.as_ref(), FileType::Snapshot, MAX_SNAPSHOT_SIZE)?;
         listing
             .objects
             .sort_by(|a, b| a.1.time.cmp(&b.1.time).then(a.0.cmp(&b.0)));
@@ -242,8 +238,7 @@ impl Repository {
     /// the snapshot as stored.
     pub fn save_snapshot(&self, snap: &Snapshot, key: &ChunkKey) -> Result<(Id, Sealed<Snapshot>)> {
         let data = seal(SealedKind::Snapshot, snap, key)?;
-        let id = Id::hash(&data);
-        self.backend.put(&format!("snapshots/{id}"), &data)?;
+        let id = FileType::Snapshot.store(self.backend.as_ref(), &data)?;
         let stored = Sealed::parse(SealedKind::Snapshot, &data).map_err(Error::Corrupt)?;
         Ok((id, stored))
     }
@@ -255,9 +250,7 @@ impl Repository {
 
     pub fn save_index(&self, file: &IndexFile) -> Result<Id> {
         let data = encode_index(file)?;
-        let id = Id::hash(&data);
-        self.backend.put(&format!("index/{id}"), &data)?;
-        Ok(id)
+        Ok(FileType::Index.store(self.backend.as_ref(), &data)?)
     }
 
     /// [`Repository::load_index`] through the local cache under `cache_base`, if any.
@@ -279,7 +272,7 @@ impl Repository {
                     Some(d) => d,
                     None => {
                         let d = self.backend.get(&obj.name)?;
-                        if obj.name != format!("index/{}", Id::hash(&d)) {
+                        if !FileType::Index.named_right(&obj.name, &d) {
                             return Ok(Err(format!(
                                 "{} does not match its content hash",
                                 obj.name
@@ -356,4 +349,41 @@ pub(crate) fn read_config(backend: &dyn Backend) -> Result<Option<Sealed<Config>
     Sealed::parse(SealedKind::Config, &data)
         .map(Some)
         .map_err(|e| Error::Corrupt(format!("config object is malformed: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use time::format_description::well_known::Rfc3339;
+    use time::OffsetDateTime;
+
+    use super::*;
+    use crate::repofile::SnapshotSummary;
+
+    #[test]
+    fn latest_compares_times_not_their_text() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let backend = vtool_transfer::LocalBackend::create(dir.path()).expect("backend");
+        let identity = age::x25519::Identity::generate();
+        let new = Repository::init(Box::new(backend), vec![identity.to_public()]).expect("init");
+        let key = &new.backup_key.chunk_key;
+        // As text ".12Z" sorts after ".123Z" ('Z' > '3'), yet it is the earlier time.
+        let mut ids = Vec::new();
+        for time in ["2026-12-03T10:00:00.123Z", "2026-12-03T10:00:00.12Z"] {
+            let snap = Snapshot {
+                version: FORMAT_VERSION,
+                time: OffsetDateTime::parse(time, &Rfc3339).expect("time"),
+                hostname: "h".into(),
+                username: "u".into(),
+                paths: vec!["/n".into()],
+                tags: Vec::new(),
+                tree: Id::hash(b"tree"),
+                fingerprint: Id::hash(b"fp"),
+                summary: SnapshotSummary::default(),
+                labels: Default::default(),
+            };
+            ids.push(new.repo.save_snapshot(&snap, key).expect("save").0);
+        }
+        let (latest, _) = new.repo.find_snapshot("latest", Some(key)).expect("latest");
+        assert_eq!(latest, ids[0]);
+    }
 }

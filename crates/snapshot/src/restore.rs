@@ -29,6 +29,9 @@ pub struct RestoreOptions {
     /// Globs over paths inside the snapshot (`node/validator/**`); empty restores everything.
     pub include: Vec<String>,
     pub cache_base: Option<PathBuf>,
+    /// File names to report where they were restored ([`RestoreReport::files_named`]), so a
+    /// caller finds e.g. every `validator_definitions.yml` without walking the target.
+    pub report_files_named: Vec<String>,
 }
 
 /// Receives progress while a restore runs.
@@ -53,6 +56,8 @@ pub struct RestoreReport {
     pub symlinks: u64,
     pub bytes: u64,
     pub damaged: Vec<Damage>,
+    /// Restored files whose name is in [`RestoreOptions::report_files_named`].
+    pub files_named: Vec<PathBuf>,
 }
 
 /// A restored path and the node it came from.
@@ -131,6 +136,7 @@ pub fn restore_from(
         symlinks: plan.symlinks.len() as u64,
         bytes,
         damaged: Vec::new(),
+        files_named: Vec::new(),
     };
     for (i, message) in damaged {
         let dest = &plan.files[i].dest;
@@ -143,6 +149,12 @@ pub fn restore_from(
         });
     }
     report.damaged.sort_by(|a, b| a.path.cmp(&b.path));
+    report.files_named = plan
+        .files
+        .iter()
+        .filter(|f| opts.report_files_named.contains(&f.node.name) && f.dest.exists())
+        .map(|f| f.dest.clone())
+        .collect();
 
     let as_root = std::fs::metadata("/proc/self")
         .map(|m| m.uid() == 0)

@@ -17,7 +17,7 @@ use serde_json::value::RawValue;
 use vtool_transfer::{Backend, BackendError};
 
 use crate::keys::ChunkKey;
-use crate::{Error, Id, Result};
+use crate::{Error, FileType, Id, Result};
 
 /// What a sealed object is; each kind has its own MAC context, so one can never pass for
 /// another.
@@ -196,15 +196,18 @@ pub struct SealedListing<T> {
     pub damaged: Vec<DamagedObject>,
 }
 
-/// Read every object under `dir`: each must match its content hash, fit in `max_size` and
-/// parse as `T`. Authentication is left to the caller, who may not hold a key.
+/// Read every object of a content-addressed, sealed `file_type`: each must match its content
+/// hash, fit in `max_size` and parse as `T`. Authentication is left to the caller, who may
+/// not hold a key.
 pub fn list_sealed<T: Serialize + DeserializeOwned + Send>(
     backend: &dyn Backend,
-    dir: &str,
-    kind: SealedKind,
+    file_type: FileType,
     max_size: u64,
 ) -> Result<SealedListing<T>> {
-    let objects = backend.list(dir)?;
+    let kind = file_type
+        .sealed()
+        .ok_or_else(|| Error::Internal(format!("{file_type:?} objects are not sealed")))?;
+    let objects = backend.list(file_type.dir())?;
     let read = objects
         .par_iter()
         .map(
@@ -230,7 +233,7 @@ pub fn list_sealed<T: Serialize + DeserializeOwned + Send>(
                     Err(e) => return Err(e.into()),
                 };
                 let id = Id::hash(&data);
-                if obj.name != format!("{dir}/{id}") {
+                if !file_type.named_right(&obj.name, &data) {
                     return damaged("it does not match its content hash".into());
                 }
                 match Sealed::parse(kind, &data) {
@@ -267,7 +270,7 @@ mod tests {
     fn snapshot(duration_secs: f64, summary: SnapshotSummary) -> Snapshot {
         Snapshot {
             version: 2,
-            time: "2026-12-03T04:05:06.123456789Z".into(),
+            time: time::macros::datetime!(2026-12-03 04:05:06.123456789 UTC),
             hostname: "node-1".into(),
             username: "vtool".into(),
             paths: vec!["/var/lib/node".into()],

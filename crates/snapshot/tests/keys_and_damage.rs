@@ -397,7 +397,7 @@ fn crafted_snapshot_with_traversal_name_is_refused_on_restore() {
             .expect("index");
         let snap = Snapshot {
             version: FORMAT_VERSION,
-            time: vtool_snapshot::now_rfc3339(),
+            time: vtool_snapshot::time::OffsetDateTime::now_utc(),
             hostname: "evil".into(),
             username: "evil".into(),
             paths: vec!["/x".into()],

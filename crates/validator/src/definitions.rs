@@ -2,63 +2,44 @@
 //!
 //! Lighthouse writes absolute paths into this file. After a restore onto another machine or
 //! into another directory those paths may not exist, and the validator client would start
-//! without its keys. [`missing_paths`] finds them with a line-based parse (no YAML library):
-//! values of `voting_keystore_path:` and `voting_keystore_password_path:`, plain or quoted.
+//! without its keys. [`missing_paths`] finds them: the values of `voting_keystore_path` and
+//! `voting_keystore_password_path` of every definition, parsed as YAML (escapes, flow style,
+//! comments and block scalars included).
 
 use std::path::Path;
+
+use yaml_rust2::{Yaml, YamlLoader};
 
 /// The keys whose values are file paths.
 pub const PATH_KEYS: &[&str] = &["voting_keystore_path", "voting_keystore_password_path"];
 
-/// `(key, value)` of every path entry in the text of a definitions file, in file order.
-pub fn referenced_paths(text: &str) -> Vec<(String, String)> {
+/// `(key, value)` of every path entry of a definitions file (a YAML list of mappings), in
+/// file order; an error says why the text is not YAML.
+pub fn referenced_paths(text: &str) -> Result<Vec<(String, String)>, String> {
+    let docs = YamlLoader::load_from_str(text).map_err(|e| e.to_string())?;
     let mut out = Vec::new();
-    for line in text.lines() {
-        // `- voting_keystore_path: …` when the key starts a list item.
-        let line = line.trim_start();
-        let line = line.strip_prefix("- ").unwrap_or(line).trim_start();
-        let Some((key, value)) = line.split_once(':') else {
-            continue;
-        };
-        let key = key.trim();
-        if !PATH_KEYS.contains(&key) {
-            continue;
-        }
-        if let Some(v) = scalar(value) {
-            out.push((key.to_string(), v));
+    for definition in docs.iter().filter_map(Yaml::as_vec).flatten() {
+        for key in PATH_KEYS {
+            if let Some(value) = definition[*key].as_str().filter(|v| !v.is_empty()) {
+                out.push((key.to_string(), value.to_string()));
+            }
         }
     }
-    out
-}
-
-/// A YAML plain or quoted scalar on one line, without a trailing comment.
-fn scalar(raw: &str) -> Option<String> {
-    let v = raw.trim();
-    let v = if let Some(rest) = v.strip_prefix('"') {
-        let end = rest.find('"')?;
-        rest[..end].replace("\\\\", "\\")
-    } else if let Some(rest) = v.strip_prefix('\'') {
-        let end = rest.find('\'')?;
-        rest[..end].to_string()
-    } else {
-        // A plain scalar ends at ` #` (comment).
-        match v.find(" #") {
-            Some(i) => v[..i].trim_end().to_string(),
-            None => v.to_string(),
-        }
-    };
-    (!v.is_empty() && v != "~" && v != "null").then_some(v)
+    Ok(out)
 }
 
 /// Absolute keystore and password paths named in the definitions `file` that do not exist on
 /// this machine (each once, in file order). Relative paths are not checked. An unreadable file
 /// yields nothing.
 pub fn missing_paths(file: &Path) -> Vec<String> {
-    let Ok(text) = std::fs::read_to_string(file) else {
+    let Some(paths) = std::fs::read_to_string(file)
+        .ok()
+        .and_then(|text| referenced_paths(&text).ok())
+    else {
         return Vec::new();
     };
     let mut out: Vec<String> = Vec::new();
-    for (_, p) in referenced_paths(&text) {
+    for (_, p) in paths {
         if p.starts_with('/') && std::fs::symlink_metadata(&p).is_err() && !out.contains(&p) {
             out.push(p);
         }
@@ -98,7 +79,29 @@ mod tests {
             ]
         );
         assert!(missing_paths(&t.path().join("absent.yml")).is_empty());
-        let refs = referenced_paths("- voting_keystore_path: /a/b # c\n");
+        let refs = referenced_paths("- voting_keystore_path: /a/b # c\n").expect("yaml");
         assert_eq!(refs, vec![("voting_keystore_path".into(), "/a/b".into())]);
+    }
+
+    #[test]
+    fn reads_escapes_and_flow_style() {
+        // What a line-based reader got wrong: an escaped quote, a flow mapping, a key on the
+        // line after its dash, a plain scalar with `#` inside.
+        let text = r#"---
+- {enabled: true, voting_keystore_path: "/k/a \"quoted\".json", voting_keystore_password_path: /s/a}
+-
+  voting_keystore_path: /k/b#1.json
+  voting_keystore_password_path: "/s/\u00e9"
+"#;
+        assert_eq!(
+            referenced_paths(text).expect("yaml"),
+            vec![
+                ("voting_keystore_path".into(), "/k/a \"quoted\".json".into()),
+                ("voting_keystore_password_path".into(), "/s/a".into()),
+                ("voting_keystore_path".into(), "/k/b#1.json".into()),
+                ("voting_keystore_password_path".into(), "/s/\u{e9}".into()),
+            ]
+        );
+        assert!(referenced_paths("- [unclosed").is_err());
     }
 }

@@ -31,6 +31,18 @@ pub enum PasswordSource {
     File(PathBuf),
 }
 
+impl PasswordSource {
+    /// `explicit` when given, else the `secrets/` directory of `dir` if it has one (where
+    /// lighthouse and nimbus keep one password file per key), else none.
+    pub fn or_default_for(explicit: Option<&PasswordSource>, dir: &Path) -> PasswordSource {
+        match explicit {
+            Some(s) => s.clone(),
+            None if dir.join("secrets").is_dir() => PasswordSource::Dir(dir.join("secrets")),
+            None => PasswordSource::None,
+        }
+    }
+}
+
 /// A password looked up for one keystore.
 #[derive(Debug)]
 pub enum PasswordLookup {

@@ -78,7 +78,7 @@ pub fn drill(
         version: 2,
         snapshot: snapshot_id,
         fingerprint: snapshot.fingerprint,
-        time: vtool_snapshot::now_rfc3339(),
+        time: vtool_snapshot::time::OffsetDateTime::now_utc(),
         hostname: vtool_snapshot::hostname(),
         target: dir.display().to_string(),
         duration_secs: 0.0,
@@ -166,8 +166,8 @@ fn restore_and_verify(
     let restore_started = Instant::now();
     let ropts = RestoreOptions {
         target: dir.to_path_buf(),
-        include: Vec::new(),
         cache_base: opts.cache_base.clone(),
+        ..Default::default()
     };
     let index = match repo.load_index_cached(opts.cache_base.as_deref()) {
         Ok(i) => i,

@@ -6,7 +6,7 @@ use serde::Serialize;
 use vtool_snapshot::keys::ChunkKey;
 use vtool_snapshot::repofile::DrillRecord;
 use vtool_snapshot::sealed::{list_sealed, seal, DamagedObject, SealedKind};
-use vtool_snapshot::Id;
+use vtool_snapshot::FileType;
 use vtool_transfer::{Backend, BackendError};
 
 pub const DRILL_KIND: &str = "vtool-drill";
@@ -20,9 +20,9 @@ pub fn save_record(
     key: &ChunkKey,
 ) -> Result<String, vtool_snapshot::Error> {
     let data = seal(SealedKind::DrillRecord, record, key)?;
-    let name = format!("drills/{}", Id::hash(&data));
-    match backend.put(&name, &data) {
-        Ok(()) | Err(BackendError::AlreadyExists(_)) => Ok(name),
+    let (_, name) = FileType::DrillRecord.name_of(&data);
+    match FileType::DrillRecord.store(backend, &data) {
+        Ok(_) | Err(BackendError::AlreadyExists(_)) => Ok(name),
         Err(e) => Err(e.into()),
     }
 }
@@ -71,14 +71,13 @@ pub fn list_drills(
     backend: &dyn Backend,
     key: Option<&ChunkKey>,
 ) -> Result<DrillListing, vtool_snapshot::Error> {
-    let read =
-        list_sealed::<DrillRecord>(backend, "drills", SealedKind::DrillRecord, MAX_RECORD_SIZE)?;
+    let read = list_sealed::<DrillRecord>(backend, FileType::DrillRecord, MAX_RECORD_SIZE)?;
     let mut listing = DrillListing {
         drills: Vec::new(),
         invalid: read.damaged,
     };
     for (id, sealed) in read.objects {
-        let name = format!("drills/{id}");
+        let name = FileType::DrillRecord.name(&id);
         if sealed.kind != DRILL_KIND {
             listing.invalid.push(DamagedObject {
                 object: name,

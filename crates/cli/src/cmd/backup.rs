@@ -19,8 +19,7 @@
 //!
 //! Hook output goes to stderr so `--json` output stays clean.
 
-use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -29,10 +28,10 @@ use indicatif::ProgressBar;
 use serde::Serialize;
 use vtool_snapshot::keys::BackupKey;
 use vtool_snapshot::{BackupOptions, BackupProgress, BackupReport, Warning};
-use vtool_validator::profiles::{self, LiveLock, Profile};
-use vtool_validator::{check_keystores, CheckOptions, KeyStatus, PasswordSource};
+use vtool_validator::profiles::{self, BackupPlan, LiveLock, Target};
+use vtool_validator::{check_keystores, KeyStatus};
 
-use super::RepoArg;
+use super::{PasswordArgs, RepoArg};
 use crate::{output, Outcome};
 
 #[derive(clap::Args)]
@@ -86,16 +85,9 @@ pub struct Args {
     /// refuse (exit 1) otherwise.
     #[arg(long)]
     verify_keys: bool,
-    /// With --verify-keys: directory of password files named by public key (default: a
-    /// `secrets/` directory in each path, if any).
-    #[arg(long, conflicts_with = "password_file")]
-    passwords: Option<PathBuf>,
-    /// With --verify-keys: one password file for every keystore.
-    #[arg(long)]
-    password_file: Option<PathBuf>,
-    /// With --verify-keys: memory the key derivations may use at once, in MiB.
-    #[arg(long, default_value_t = 1024)]
-    memory_budget_mib: u64,
+    /// With --verify-keys: where the passwords are, and the memory to prove them in.
+    #[command(flatten)]
+    passwords: PasswordArgs,
     /// Directories and files to back up.
     #[arg(required = true)]
     paths: Vec<PathBuf>,
@@ -131,17 +123,6 @@ impl BackupProgress for Progress {
             None => eprintln!("{line}"),
         }
     }
-}
-
-/// A backup path and the profile applied to (part of) it.
-#[derive(Serialize, Clone)]
-struct Target {
-    path: PathBuf,
-    profile: Option<&'static str>,
-    /// The directory the profile's rules are relative to.
-    root: PathBuf,
-    /// Found by detection (not given with --profile).
-    detected: bool,
 }
 
 #[derive(Serialize)]
@@ -199,70 +180,12 @@ fn run_hook(which: &str, cmd: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn resolve_targets(a: &Args) -> anyhow::Result<Vec<Target>> {
-    let forced = match &a.profile {
-        Some(name) => Some(profiles::find(name).with_context(|| {
-            format!(
-                "unknown profile {name:?}; known profiles: {}",
-                profiles::names().join(", ")
-            )
-        })?),
-        None => None,
-    };
-    let mut targets = Vec::new();
-    for p in &a.paths {
-        let abs = std::path::absolute(p).with_context(|| format!("bad path {}", p.display()))?;
-        if let Some(profile) = forced {
-            targets.push(Target {
-                path: abs.clone(),
-                profile: Some(profile.name),
-                root: abs,
-                detected: false,
-            });
-            continue;
-        }
-        let found = profiles::detect(&abs);
-        if found.is_empty() {
-            targets.push(Target {
-                path: abs.clone(),
-                profile: None,
-                root: abs.clone(),
-                detected: false,
-            });
-        }
-        for d in found {
-            targets.push(Target {
-                path: abs.clone(),
-                profile: Some(d.profile.name),
-                root: d.root,
-                detected: true,
-            });
-        }
-    }
-    Ok(targets)
-}
-
-fn profile_of(t: &Target) -> Option<&'static Profile> {
-    t.profile.and_then(profiles::find)
-}
-
 /// Prove every keystore under the paths; `Some(No)` when one is not proven.
 fn verify_keys(a: &Args) -> anyhow::Result<Option<Outcome>> {
     let mut total = 0;
     let mut bad = Vec::new();
     for path in &a.paths {
-        let passwords = match (&a.passwords, &a.password_file) {
-            (Some(d), _) => PasswordSource::Dir(d.clone()),
-            (None, Some(f)) => PasswordSource::File(f.clone()),
-            (None, None) if path.join("secrets").is_dir() => {
-                PasswordSource::Dir(path.join("secrets"))
-            }
-            (None, None) => PasswordSource::None,
-        };
-        let opts = CheckOptions {
-            passwords,
-            memory_budget: a.memory_budget_mib.max(1) << 20,
-        };
+        let opts = a.passwords.check_options(path);
         let report = check_keystores(path, &opts)
             .with_context(|| format!("cannot check the keystores in {}", path.display()))?;
         total += report.keys.len();
@@ -296,85 +219,9 @@ fn verify_keys(a: &Args) -> anyhow::Result<Option<Outcome>> {
     Ok(None)
 }
 
-/// Locks held on the data: profile markers and generic lock files, except inside what
-/// --skip-rebuildable leaves out.
-fn find_live_locks(targets: &[Target], skip_rebuildable: bool) -> Vec<LiveLock> {
-    let mut locks: Vec<LiveLock> = Vec::new();
-    let mut seen_paths: Vec<&Path> = Vec::new();
-    for t in targets {
-        if let Some(p) = profile_of(t) {
-            locks.extend(profiles::live_locks(p, &t.root));
-        }
-        if !seen_paths.contains(&t.path.as_path()) {
-            seen_paths.push(&t.path);
-            locks.extend(profiles::live_locks_generic(&t.path));
-        }
-    }
-    locks.sort_by(|a, b| a.path.cmp(&b.path));
-    locks.dedup_by(|a, b| a.path == b.path);
-    if skip_rebuildable {
-        locks.retain(|l| !skipped(targets, &l.path));
-    }
-    locks
-}
-
-/// Is `path` inside a rebuildable rule of a profile (left out by --skip-rebuildable)?
-fn skipped(targets: &[Target], path: &Path) -> bool {
-    targets.iter().any(|t| {
-        let (Some(p), Ok(rel)) = (profile_of(t), path.strip_prefix(&t.root)) else {
-            return false;
-        };
-        p.classify(&rel.to_string_lossy())
-            .is_some_and(|r| r.rebuildable)
-    })
-}
-
-fn describe_lock(l: &LiveLock) -> String {
-    match &l.holder {
-        Some(h) => format!(
-            "{} is locked by process {h} [{}]",
-            l.path.display(),
-            l.lock_type
-        ),
-        None => format!(
-            "{} is locked by another process [{}; no pid known]",
-            l.path.display(),
-            l.lock_type
-        ),
-    }
-}
-
-fn client_versions(a: &Args, targets: &[Target]) -> Option<String> {
-    let mut names: Vec<&'static Profile> = Vec::new();
-    for t in targets {
-        if let Some(p) = profile_of(t) {
-            if !names.iter().any(|n| n.name == p.name) {
-                names.push(p);
-            }
-        }
-    }
-    if let Some(cmd) = &a.version_cmd {
-        return profiles::client_version(names.first().copied(), Some(cmd));
-    }
-    let versions: Vec<(&str, String)> = names
-        .iter()
-        .filter_map(|p| profiles::client_version(Some(p), None).map(|v| (p.name, v)))
-        .collect();
-    match versions.as_slice() {
-        [] => None,
-        [(_, v)] => Some(v.clone()),
-        many => Some(
-            many.iter()
-                .map(|(n, v)| format!("{n}: {v}"))
-                .collect::<Vec<_>>()
-                .join("; "),
-        ),
-    }
-}
-
 fn run_inner(a: &Args) -> anyhow::Result<Outcome> {
     let started = Instant::now();
-    let targets = resolve_targets(a)?;
+    let plan = profiles::plan(&a.paths, a.profile.as_deref(), a.skip_rebuildable)?;
     if a.verify_keys {
         if let Some(refused) = verify_keys(a)? {
             return Ok(refused);
@@ -384,36 +231,14 @@ fn run_inner(a: &Args) -> anyhow::Result<Outcome> {
     let repo = a.repo.open()?;
 
     let mut excludes = a.excludes.clone();
-    for t in &targets {
-        if let Some(p) = profile_of(t) {
-            for g in profiles::excludes_for(p, &t.root, a.skip_rebuildable) {
-                if !excludes.contains(&g) {
-                    excludes.push(g);
-                }
-            }
-        }
-    }
-    let mut profile_names: Vec<&str> = Vec::new();
-    for t in &targets {
-        if let Some(n) = t.profile {
-            if !profile_names.contains(&n) {
-                profile_names.push(n);
-            }
-        }
-    }
-    let profile_label = (!profile_names.is_empty()).then(|| profile_names.join(","));
-    let client_version = client_versions(a, &targets);
-    let mut labels = BTreeMap::new();
-    if let Some(p) = &profile_label {
-        labels.insert("profile".to_string(), p.clone());
-    }
-    if let Some(v) = &client_version {
-        labels.insert("client_version".to_string(), v.clone());
-    }
-    labels.insert(
-        "skip_rebuildable".to_string(),
-        a.skip_rebuildable.to_string(),
+    excludes.extend(
+        plan.excludes
+            .iter()
+            .filter(|g| !a.excludes.contains(g))
+            .cloned(),
     );
+    let client_version = plan.client_version(a.version_cmd.as_deref());
+    let labels = plan.labels(client_version.as_deref());
     let mut opts = BackupOptions {
         paths: a.paths.clone(),
         tags: a.tags.clone(),
@@ -463,18 +288,18 @@ fn run_inner(a: &Args) -> anyhow::Result<Outcome> {
         run_hook("pre", pre).context("backup not started")?;
     }
 
-    let mut locks = find_live_locks(&targets, a.skip_rebuildable);
+    let mut locks = plan.live_locks();
     if !locks.is_empty() && a.pre.is_some() {
         let deadline = Instant::now() + Duration::from_secs(a.lock_wait);
         while !locks.is_empty() && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(200));
-            locks = find_live_locks(&targets, a.skip_rebuildable);
+            locks = plan.live_locks();
         }
     }
     if !locks.is_empty() {
         let list: Vec<String> = locks
             .iter()
-            .map(|l| format!("  {}", describe_lock(l)))
+            .map(|l| format!("  {}", l.describe()))
             .collect();
         if !a.allow_live {
             bail!(
@@ -511,8 +336,7 @@ fn run_inner(a: &Args) -> anyhow::Result<Outcome> {
         a,
         &report,
         started,
-        &targets,
-        profile_label,
+        &plan,
         client_version,
         precopy_snapshot,
         &locks,
@@ -524,13 +348,11 @@ fn run_inner(a: &Args) -> anyhow::Result<Outcome> {
     })
 }
 
-#[allow(clippy::too_many_arguments)]
 fn print_summary(
     a: &Args,
     report: &BackupReport,
     started: Instant,
-    targets: &[Target],
-    profile: Option<String>,
+    plan: &BackupPlan,
     client_version: Option<String>,
     precopy_snapshot: Option<String>,
     locks: &[LiveLock],
@@ -549,8 +371,8 @@ fn print_summary(
             .then(|| s.bytes as f64 / s.bytes_added_stored as f64),
         duration_secs: started.elapsed().as_secs_f64(),
         warnings: &report.warnings,
-        profiles: targets,
-        profile,
+        profiles: &plan.targets,
+        profile: plan.profile_label(),
         client_version,
         skip_rebuildable: a.skip_rebuildable,
         precopy_snapshot,
@@ -561,10 +383,11 @@ fn print_summary(
         return Ok(());
     }
     println!("snapshot     {} saved", report.snapshot_id.short());
-    for t in targets.iter().filter(|t| t.profile.is_some()) {
+    for t in &plan.targets {
+        let Some(profile) = t.profile else { continue };
         println!(
             "profile      {} ({} {})",
-            t.profile.unwrap_or("-"),
+            profile.name,
             if t.detected {
                 "detected in"
             } else {

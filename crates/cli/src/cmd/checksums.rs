@@ -2,7 +2,7 @@ use std::io::Write;
 
 use vtool_verify::ChecksumFormat;
 
-use super::{IdentityArg, RepoArg};
+use super::SnapshotArgs;
 use crate::{output, Outcome};
 
 /// Print a checksum manifest of a snapshot that `sha256sum -c` / `b3sum -c` accept in a
@@ -15,11 +15,7 @@ use crate::{output, Outcome};
 #[derive(clap::Args)]
 pub struct Args {
     #[command(flatten)]
-    repo: RepoArg,
-    #[command(flatten)]
-    identity: IdentityArg,
-    /// Snapshot id (any unique prefix) or `latest`.
-    snapshot: String,
+    snapshot: SnapshotArgs,
     /// sha256 (for sha256sum -c) or b3 (for b3sum -c).
     #[arg(long, value_parser = clap::builder::ValueParser::new(str::parse::<ChecksumFormat>))]
     format: ChecksumFormat,
@@ -28,12 +24,8 @@ pub struct Args {
 }
 
 pub fn run(a: Args) -> anyhow::Result<Outcome> {
-    let repo = a.repo.open()?;
-    let key = a.identity.unlock(&repo)?;
-    let (_, snap) = super::find_snapshot(&repo, &a.snapshot, Some(&key.chunk_key))?;
-    let index = repo.load_index_cached(super::cache_base(false).as_deref())?;
-    let reader = vtool_snapshot::reader::BlobReader::new(&repo, &key, &index);
-    let report = vtool_verify::checksums(&reader, &snap, a.format)?;
+    let opened = a.snapshot.open_reader()?;
+    let report = vtool_verify::checksums(&opened.reader(), &opened.snapshot, a.format)?;
     if a.json {
         output::print_json(&report)?;
     } else {

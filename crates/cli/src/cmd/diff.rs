@@ -1,16 +1,12 @@
 use std::path::PathBuf;
 
-use super::{IdentityArg, RepoArg};
+use super::SnapshotArgs;
 use crate::{output, Outcome};
 
 #[derive(clap::Args)]
 pub struct Args {
     #[command(flatten)]
-    repo: RepoArg,
-    #[command(flatten)]
-    identity: IdentityArg,
-    /// Snapshot id prefix or `latest`.
-    snapshot: String,
+    snapshot: SnapshotArgs,
     /// Directory holding the snapshot's top-level entries (e.g. the parent of a node dir).
     dir: PathBuf,
     #[arg(long)]
@@ -19,12 +15,9 @@ pub struct Args {
 
 /// Exit 0 when the directory is exactly the snapshot, 1 when it differs.
 pub fn run(a: Args) -> anyhow::Result<Outcome> {
-    let repo = a.repo.open()?;
-    let key = a.identity.unlock(&repo)?;
-    let (id, snap) = super::find_snapshot(&repo, &a.snapshot, Some(&key.chunk_key))?;
-    let index = repo.load_index(None)?;
-    let reader = vtool_snapshot::reader::BlobReader::new(&repo, &key, &index);
-    let cmp = vtool_verify::compare(&reader, &snap, &a.dir)?;
+    let opened = a.snapshot.open_reader()?;
+    let id = opened.id;
+    let cmp = vtool_verify::compare(&opened.reader(), &opened.snapshot, &a.dir)?;
     let same = cmp.fingerprint_matches && cmp.differences.is_empty();
     if a.json {
         output::print_json(&cmp)?;

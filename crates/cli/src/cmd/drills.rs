@@ -65,7 +65,7 @@ pub fn run(a: Args) -> anyhow::Result<Outcome> {
             };
             println!(
                 "{:<20}  {:<8}  {:<19}  {:<6}  {:<11}  {:>7.1}s  {:<12}  {}",
-                r.time.get(..19).unwrap_or(&r.time).replace('T', " "),
+                output::datetime(&r.time),
                 r.snapshot.short(),
                 output::spoken(&fp[..16]),
                 if r.passed { "pass" } else { "FAIL" },

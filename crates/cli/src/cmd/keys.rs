@@ -1,8 +1,9 @@
 use std::path::PathBuf;
 
 use serde::Serialize;
-use vtool_validator::{check_keystores, CheckOptions, KeyStatus, PasswordSource};
+use vtool_validator::{check_keystores, KeyStatus};
 
+use super::PasswordArgs;
 use crate::{output, Outcome};
 
 #[derive(clap::Subcommand)]
@@ -15,15 +16,8 @@ pub enum Command {
 pub struct CheckArgs {
     /// Directory holding keystores (lighthouse, nimbus, teku, lodestar, prysm layouts).
     dir: PathBuf,
-    /// Directory of password files named by public key (0x… or without 0x, optional .txt).
-    #[arg(long, conflicts_with = "password_file")]
-    passwords: Option<PathBuf>,
-    /// One password file for every keystore.
-    #[arg(long)]
-    password_file: Option<PathBuf>,
-    /// Memory the key derivations may use at once, in MiB (scrypt n=2^18 needs 256 MiB each).
-    #[arg(long, default_value_t = 1024)]
-    memory_budget_mib: u64,
+    #[command(flatten)]
+    passwords: PasswordArgs,
     #[arg(long)]
     json: bool,
 }
@@ -62,15 +56,7 @@ struct Report {
 
 pub fn run(command: Command) -> anyhow::Result<Outcome> {
     let Command::Check(a) = command;
-    let passwords = match (a.passwords, a.password_file) {
-        (Some(d), _) => PasswordSource::Dir(d),
-        (None, Some(f)) => PasswordSource::File(f),
-        (None, None) => PasswordSource::None,
-    };
-    let opts = CheckOptions {
-        passwords,
-        memory_budget: a.memory_budget_mib.max(1) << 20,
-    };
+    let opts = a.passwords.check_options(&a.dir);
     let report = check_keystores(&a.dir, &opts)?;
     let rows: Vec<Row> = report
         .keys

@@ -51,6 +51,37 @@ impl IdentityArg {
     }
 }
 
+/// A snapshot to read, as restore, diff and checksums take it.
+#[derive(clap::Args)]
+pub struct SnapshotArgs {
+    #[command(flatten)]
+    pub repo: RepoArg,
+    #[command(flatten)]
+    pub identity: IdentityArg,
+    /// Snapshot id (any unique prefix) or `latest`.
+    pub snapshot: String,
+    /// Do not use the local cache of index files (every one is fetched).
+    #[arg(long)]
+    pub no_cache: bool,
+}
+
+impl SnapshotArgs {
+    /// Open the repository, unlock it, find and authenticate the snapshot, load the index.
+    pub fn open_reader(&self) -> anyhow::Result<vtool_snapshot::reader::OpenedSnapshot> {
+        let repo = self.repo.open()?;
+        let key = self.identity.unlock(&repo)?;
+        let (id, snap) = find_snapshot(&repo, &self.snapshot, Some(&key.chunk_key))?;
+        let cache = cache_base(self.no_cache);
+        Ok(vtool_snapshot::reader::OpenedSnapshot::open(
+            repo,
+            key,
+            id,
+            snap,
+            cache.as_deref(),
+        )?)
+    }
+}
+
 /// Find a snapshot by id prefix or `latest` (authenticated when `key` is given), and say on
 /// stderr which objects were passed over as damaged or forged.
 pub fn find_snapshot(
@@ -83,5 +114,36 @@ pub fn cache_base(no_cache: bool) -> Option<std::path::PathBuf> {
         None
     } else {
         vtool_snapshot::cache::Cache::default_base()
+    }
+}
+
+/// Where keystore passwords are, and how much memory proving them may use.
+#[derive(clap::Args)]
+pub struct PasswordArgs {
+    /// Directory of password files named by public key (0x… or without 0x, optional .txt);
+    /// default: a `secrets/` directory beside the keystores, if any.
+    #[arg(long, conflicts_with = "password_file")]
+    passwords: Option<std::path::PathBuf>,
+    /// One password file for every keystore.
+    #[arg(long)]
+    password_file: Option<std::path::PathBuf>,
+    /// Memory the key derivations may use at once, in MiB (scrypt n=2^18 needs 256 MiB each).
+    #[arg(long, default_value_t = 1024)]
+    memory_budget_mib: u64,
+}
+
+impl PasswordArgs {
+    /// The options for proving the keystores under `dir`.
+    pub fn check_options(&self, dir: &std::path::Path) -> vtool_validator::CheckOptions {
+        use vtool_validator::PasswordSource;
+        let explicit = match (&self.passwords, &self.password_file) {
+            (Some(d), _) => Some(PasswordSource::Dir(d.clone())),
+            (None, Some(f)) => Some(PasswordSource::File(f.clone())),
+            (None, None) => None,
+        };
+        vtool_validator::CheckOptions {
+            passwords: PasswordSource::or_default_for(explicit.as_ref(), dir),
+            memory_budget: self.memory_budget_mib.max(1) << 20,
+        }
     }
 }

@@ -4,17 +4,13 @@ use indicatif::ProgressBar;
 use serde::Serialize;
 use vtool_snapshot::{RestoreOptions, RestoreProgress, RestoreReport};
 
-use super::{IdentityArg, RepoArg};
+use super::SnapshotArgs;
 use crate::{output, Outcome};
 
 #[derive(clap::Args)]
 pub struct Args {
     #[command(flatten)]
-    repo: RepoArg,
-    #[command(flatten)]
-    identity: IdentityArg,
-    /// Snapshot id (any unique prefix) or `latest`.
-    snapshot: String,
+    snapshot: SnapshotArgs,
     /// Empty or new directory to restore into.
     #[arg(long)]
     target: PathBuf,
@@ -24,8 +20,6 @@ pub struct Args {
     /// After restoring, re-read everything written, recompute the fingerprint and compare.
     #[arg(long, conflicts_with = "include")]
     verify: bool,
-    #[arg(long)]
-    no_cache: bool,
     #[arg(long)]
     json: bool,
 }
@@ -56,29 +50,28 @@ struct Summary<'a> {
 }
 
 pub fn run(a: Args) -> anyhow::Result<Outcome> {
-    let repo = a.repo.open()?;
-    let key = a.identity.unlock(&repo)?;
-    let (id, snap) = super::find_snapshot(&repo, &a.snapshot, Some(&key.chunk_key))?;
+    let opened = a.snapshot.open_reader()?;
+    let (id, snap) = (opened.id, &opened.snapshot);
     let opts = RestoreOptions {
         target: a.target.clone(),
         include: a.include.clone(),
-        cache_base: super::cache_base(a.no_cache),
+        cache_base: super::cache_base(a.snapshot.no_cache),
+        report_files_named: vec![DEFINITIONS.to_string()],
     };
-    let index = repo.load_index_cached(opts.cache_base.as_deref())?;
-    // One reader for restoring and --verify: the index is loaded and the trees decrypted once.
-    let reader = vtool_snapshot::reader::BlobReader::new(&repo, &key, &index);
+    // One reader for restoring and --verify: the trees are decrypted once.
+    let reader = opened.reader();
     let progress = Progress(output::bytes_bar("restoring"));
-    let report = vtool_snapshot::restore_from(&reader, &snap, &opts, &progress);
+    let report = vtool_snapshot::restore_from(&reader, snap, &opts, &progress);
     if let Some(bar) = &progress.0 {
         bar.finish_and_clear();
     }
     let report = report?;
     let verification = if a.verify {
-        Some(vtool_verify::compare(&reader, &snap, &a.target)?)
+        Some(vtool_verify::compare(&reader, snap, &a.target)?)
     } else {
         None
     };
-    warn_missing_definition_paths(&a.target);
+    warn_missing_definition_paths(&report.files_named);
     let verified_ok = verification
         .as_ref()
         .is_none_or(|v| v.fingerprint_matches && v.differences.is_empty());
@@ -120,7 +113,7 @@ pub fn run(a: Args) -> anyhow::Result<Outcome> {
         if !report.damaged.is_empty() {
             println!(
                 "run `vtool check --repo {} --read-data` to see the extent of the damage",
-                a.repo.repo
+                a.snapshot.repo.repo
             );
         }
     }
@@ -131,26 +124,19 @@ pub fn run(a: Args) -> anyhow::Result<Outcome> {
     })
 }
 
+/// Lighthouse's list of validator keys, with absolute paths to them.
+const DEFINITIONS: &str = "validator_definitions.yml";
+
 /// Clients refuse to start when `validator_definitions.yml` points at keystores that are not
 /// there; say so now rather than at the migration.
-fn warn_missing_definition_paths(dir: &std::path::Path) {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return;
-    };
-    for entry in entries.flatten() {
-        let path = entry.path();
-        match entry.file_type() {
-            Ok(t) if t.is_dir() => warn_missing_definition_paths(&path),
-            Ok(t) if t.is_file() && entry.file_name() == "validator_definitions.yml" => {
-                for missing in vtool_validator::definitions::missing_paths(&path) {
-                    eprintln!(
-                        "warning: {} refers to {missing}, which does not exist on this machine; \
-                         fix the paths before starting the validator client",
-                        path.display()
-                    );
-                }
-            }
-            _ => {}
+fn warn_missing_definition_paths(files: &[std::path::PathBuf]) {
+    for path in files {
+        for missing in vtool_validator::definitions::missing_paths(path) {
+            eprintln!(
+                "warning: {} refers to {missing}, which does not exist on this machine; \
+                 fix the paths before starting the validator client",
+                path.display()
+            );
         }
     }
 }

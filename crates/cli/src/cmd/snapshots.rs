@@ -56,7 +56,7 @@ pub fn run(a: Args) -> anyhow::Result<Outcome> {
         println!(
             "{:<8}  {:<20}  {:<12}  {:>7}  {:>10}  {:<19}  {}{}",
             id.short(),
-            s.time.get(..19).unwrap_or(&s.time).replace('T', " "),
+            output::datetime(&s.time),
             s.hostname,
             s.summary.files,
             output::human_bytes(s.summary.bytes),

@@ -258,10 +258,15 @@ impl Scratch {
     }
 }
 
+fn rfc3339(text: &str) -> vtool_snapshot::time::OffsetDateTime {
+    use vtool_snapshot::time::{format_description::well_known::Rfc3339, OffsetDateTime};
+    OffsetDateTime::parse(text, &Rfc3339).expect("RFC 3339")
+}
+
 fn sample_snapshot() -> Snapshot {
     Snapshot {
         version: 2,
-        time: "2026-12-03T07:00:00.123456789Z".into(),
+        time: rfc3339("2026-12-03T07:00:00.123456789Z"),
         hostname: "node1".into(),
         username: "root".into(),
         paths: vec!["/var/lib/node".into()],
@@ -347,7 +352,7 @@ fn sample_drill() -> DrillRecord {
         version: 2,
         snapshot: id(30),
         fingerprint: id(22),
-        time: "2026-12-03T07:00:00Z".into(),
+        time: rfc3339("2026-12-03T07:00:00Z"),
         hostname: "node1".into(),
         target: "/tmp/drill".into(),
         duration_secs: 1.4000000000000001,

@@ -133,7 +133,7 @@ pub fn backup(
 
     let snapshot = Snapshot {
         version: FORMAT_VERSION,
-        time: crate::now_rfc3339(),
+        time: time::OffsetDateTime::now_utc(),
         hostname: crate::hostname(),
         username: std::env::var("USER").unwrap_or_default(),
         paths: scan

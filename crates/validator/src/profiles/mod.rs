@@ -21,6 +21,7 @@
 mod catalog;
 mod detect;
 mod live;
+mod plan;
 mod version;
 
 use std::path::{Path, PathBuf};
@@ -33,6 +34,7 @@ pub use live::{
     dev_major_minor, live_locks, live_locks_generic, lock_holder, parse_proc_locks, proc_locks,
     LiveLock, ProcLock,
 };
+pub use plan::{plan, BackupPlan, PlanError, Target};
 pub use version::{client_version, VERSION_TIMEOUT};
 
 /// What a client does.
