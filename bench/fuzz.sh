@@ -11,7 +11,7 @@ log="$(mktemp)"
 trap 'rm -f "$log"' EXIT
 status=0
 VTOOL_FUZZ_CASES="$cases" \
-  cargo test -p vtool --test fuzz -- --nocapture --test-threads=1 >"$log" 2>&1 || status=$?
+  cargo test -p vtool --test tests -- fuzz:: --nocapture --test-threads=1 >"$log" 2>&1 || status=$?
 # Each line follows libtest's "test NAME ... " on the same line.
 grep -oE 'fuzz [^:]+: [0-9]+ cases in .*' "$log" | sort -u || true
 if [ "$status" != 0 ]; then

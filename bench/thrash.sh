@@ -15,7 +15,7 @@ echo "thrash: $trials trials per scenario, seed $seed" >&2
 start=$(date +%s)
 status=0
 VTOOL_THRASH_TRIALS="$trials" VTOOL_THRASH_SEED="$seed" \
-  cargo test -p vtool --test thrash -- --nocapture --test-threads=1 >"$log" 2>&1 || status=$?
+  cargo test -p vtool --test tests -- thrash:: --nocapture --test-threads=1 >"$log" 2>&1 || status=$?
 grep -E '^thrash [^:]+: trials ' "$log" | sort -u
 echo "thrash: $(( $(date +%s) - start )) s, exit $status (full log: rerun with the same seed)" >&2
 if [ "$status" != 0 ]; then

@@ -1,6 +1,6 @@
 """A throwaway OpenSSH server on 127.0.0.1 for the SFTP phases.
 
-Mirrors crates/transfer/tests/support/sshd.rs: generated ed25519 host and user keys, its
+Mirrors crates/testkit/src/sshd.rs: generated ed25519 host and user keys, its
 own sshd_config (127.0.0.1 only, a free port, public-key login for the current user only,
 ``StrictModes no``, ``UsePAM no``, ``Subsystem sftp internal-sftp``), a known_hosts file
 with ``[127.0.0.1]:PORT <host key>``.  ``/usr/sbin/sshd -D -e -f CONFIG`` runs in the

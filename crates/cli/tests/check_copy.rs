@@ -1,28 +1,17 @@
 //! `vtool check` and `vtool copy` end to end, through the binary.
 
-use std::collections::BTreeMap;
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use serde_json::Value;
 use vtool_snapshot::age::x25519::Identity;
 use vtool_snapshot::{backup, keys, BackupOptions, NoProgress, Repository};
+use vtool_testkit::tree::{assert_same, Compare};
+use vtool_testkit::Rng;
 use vtool_transfer::{Backend, LocalBackend};
 
-fn random_bytes(seed: u64, len: usize) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    let mut out = Vec::with_capacity(len + 8);
-    while out.len() < len {
-        x ^= x >> 12;
-        x ^= x << 25;
-        x ^= x >> 27;
-        out.extend_from_slice(&x.wrapping_mul(0x2545_F491_4F6C_DD1D).to_le_bytes());
-    }
-    out.truncate(len);
-    out
-}
+use crate::support::{clean_command, s, VTOOL};
 
 struct Run {
     code: i32,
@@ -37,12 +26,10 @@ impl Run {
     }
 }
 
+/// vtool with a clean environment and its cache under target/tmp, not the user's.
 fn vtool(args: &[&str]) -> Run {
-    let out = Command::new(env!("CARGO_BIN_EXE_vtool"))
-        .args(args)
-        .env_remove("VTOOL_REPO")
-        .env_remove("VTOOL_IDENTITY")
-        .env("HOME", std::env::temp_dir())
+    let cache = Path::new(env!("CARGO_TARGET_TMPDIR")).join("check_copy-cache");
+    let out = clean_command(VTOOL, args, &cache)
         .output()
         .expect("run vtool");
     Run {
@@ -62,36 +49,6 @@ fn ok(args: &[&str]) -> Run {
     r
 }
 
-fn s(p: &Path) -> &str {
-    p.to_str().expect("utf-8 path")
-}
-
-/// Every path below `root` with its kind, mode and bytes.
-fn listing(root: &Path) -> BTreeMap<String, (u32, Option<Vec<u8>>)> {
-    let mut out = BTreeMap::new();
-    let mut stack = vec![(root.to_path_buf(), String::new())];
-    while let Some((p, rel)) = stack.pop() {
-        for e in fs::read_dir(&p).expect("readdir") {
-            let e = e.expect("dirent");
-            let name = e.file_name().into_string().expect("utf-8");
-            let r = if rel.is_empty() {
-                name
-            } else {
-                format!("{rel}/{name}")
-            };
-            let meta = fs::symlink_metadata(e.path()).expect("stat");
-            let mode = meta.permissions().mode() & 0o7777;
-            if meta.is_dir() {
-                out.insert(r.clone(), (mode, None));
-                stack.push((e.path(), r));
-            } else {
-                out.insert(r, (mode, Some(fs::read(e.path()).expect("read"))));
-            }
-        }
-    }
-    out
-}
-
 struct Setup {
     _dir: tempfile::TempDir,
     root: PathBuf,
@@ -108,7 +65,11 @@ impl Setup {
         let node = root.join("data/node");
         fs::create_dir_all(node.join("chaindata")).expect("mkdir");
         fs::create_dir_all(node.join("keys")).expect("mkdir");
-        fs::write(node.join("chaindata/000001.ldb"), random_bytes(1, 3 << 20)).expect("write");
+        fs::write(
+            node.join("chaindata/000001.ldb"),
+            Rng::new(1).bytes(3 << 20),
+        )
+        .expect("write");
         fs::write(node.join("keys/keystore-0.json"), b"{\"crypto\":{}}\n").expect("write");
         fs::set_permissions(
             node.join("keys/keystore-0.json"),
@@ -120,7 +81,11 @@ impl Setup {
             ..Default::default()
         };
         backup(&new.repo, &new.backup_key, &opts, &NoProgress).expect("backup 1");
-        fs::write(node.join("chaindata/000002.ldb"), random_bytes(2, 1 << 20)).expect("write");
+        fs::write(
+            node.join("chaindata/000002.ldb"),
+            Rng::new(2).bytes(1 << 20),
+        )
+        .expect("write");
         backup(&new.repo, &new.backup_key, &opts, &NoProgress).expect("backup 2");
         Setup { _dir: dir, root }
     }
@@ -294,12 +259,10 @@ fn copy_then_check_and_restore_from_the_copy() {
         s(&target),
         "--no-cache",
     ]);
-    let restored = listing(&target.join("node"));
-    let original = listing(&t.p("data/node"));
-    assert_eq!(restored.len(), original.len());
-    assert!(
-        restored == original,
-        "restored tree differs from the source"
+    assert_same(
+        &target.join("node"),
+        &t.p("data/node"),
+        Compare::CONTENTS_AND_MODES,
     );
 
     // A second copy sends nothing.

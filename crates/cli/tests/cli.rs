@@ -1,16 +1,17 @@
 //! The `vtool` binary end to end: exit codes, JSON output and files on disk.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::fs;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::time::{Duration, SystemTime};
 
 use serde_json::Value;
 
-mod support;
+use crate::support;
 
 use support::{fixtures, s, text, Env};
+use vtool_testkit::tree::{assert_same_tree, set_mtime};
+use vtool_testkit::Rng;
 
 fn restore_args(env: &Env, snapshot: &str, target: &Path) -> Vec<String> {
     vec![
@@ -27,13 +28,6 @@ fn restore_args(env: &Env, snapshot: &str, target: &Path) -> Vec<String> {
 
 fn args(v: &[String]) -> Vec<&str> {
     v.iter().map(String::as_str).collect()
-}
-
-fn set_mtime(p: &Path, secs: u64, nanos: u32) {
-    let t = SystemTime::UNIX_EPOCH + Duration::new(secs, nanos);
-    fs::File::open(p)
-        .and_then(|f| f.set_modified(t))
-        .unwrap_or_else(|e| panic!("set mtime of {}: {e}", p.display()));
 }
 
 /// A small node directory with keystores (0600 in a 0700 dir), chain data, an empty dir
@@ -54,7 +48,7 @@ fn make_source(root: &Path) {
     }
     fs::set_permissions(&ks, fs::Permissions::from_mode(0o700)).expect("chmod");
     fs::write(root.join("validator/slashing.json"), "{\"data\": []}\n").expect("write");
-    let data = support::noise(1_500_000, 0x1234_5678_9abc_def0);
+    let data = Rng::new(0x1234_5678_9abc_def0).bytes(1_500_000);
     fs::write(root.join("beacon/db/000001.ldb"), data).expect("write");
     std::os::unix::fs::symlink("db/000001.ldb", root.join("beacon/current")).expect("symlink");
     let mut paths = Vec::new();
@@ -62,7 +56,7 @@ fn make_source(root: &Path) {
     paths.sort();
     for (i, p) in paths.iter().enumerate().rev() {
         if !fs::symlink_metadata(p).expect("stat").is_symlink() {
-            set_mtime(p, 1_700_000_000 + i as u64, 111_111_111 * (i as u32 % 9));
+            set_mtime(p, 1_700_000_000 + i as i64, 111_111_111 * (i as u32 % 9));
         }
     }
 }
@@ -74,55 +68,6 @@ fn collect(p: &Path, out: &mut Vec<PathBuf>) {
             collect(&e.expect("dirent").path(), out);
         }
     }
-}
-
-/// Relative path → (kind and content, permission bits, mtime in ns).
-fn listing(root: &Path) -> BTreeMap<String, (String, u32, i128)> {
-    let mut paths = Vec::new();
-    collect(root, &mut paths);
-    paths
-        .into_iter()
-        .map(|p| {
-            let m = fs::symlink_metadata(&p).expect("stat");
-            let rel = p.strip_prefix(root).expect("prefix").display().to_string();
-            let what = if m.is_symlink() {
-                format!("link {}", fs::read_link(&p).expect("readlink").display())
-            } else if m.is_dir() {
-                "dir".to_string()
-            } else {
-                format!("file {:?}", fs::read(&p).expect("read"))
-            };
-            let mode = if m.is_symlink() { 0 } else { m.mode() & 0o7777 };
-            let mtime = if m.is_symlink() {
-                0
-            } else {
-                m.mtime() as i128 * 1_000_000_000 + m.mtime_nsec() as i128
-            };
-            (rel, (what, mode, mtime))
-        })
-        .collect()
-}
-
-fn assert_same_tree(a: &Path, b: &Path) {
-    let (la, lb) = (listing(a), listing(b));
-    let keys: BTreeSet<_> = la.keys().chain(lb.keys()).collect();
-    let diffs: Vec<String> = keys
-        .into_iter()
-        .filter(|k| la.get(*k) != lb.get(*k))
-        .map(|k| {
-            let short = |v: Option<&(String, u32, i128)>| {
-                v.map(|(w, m, t)| format!("{} mode {m:o} mtime {t}", &w[..w.len().min(40)]))
-            };
-            format!("{k}: {:?} != {:?}", short(la.get(k)), short(lb.get(k)))
-        })
-        .collect();
-    assert!(
-        diffs.is_empty(),
-        "{} and {} differ:\n{}",
-        a.display(),
-        b.display(),
-        diffs.join("\n")
-    );
 }
 
 fn is_hex64(v: &Value) -> bool {

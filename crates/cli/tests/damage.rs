@@ -2,7 +2,7 @@
 //! check level that can see it, reported with the files it hits, and never restored as
 //! wrong bytes.
 
-mod support;
+use crate::support;
 
 use std::collections::BTreeSet;
 use std::fs;
@@ -10,13 +10,14 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 use support::{s, text, Env};
+use vtool_testkit::Rng;
 
 /// A node of a few files; `big.bin` spans several chunks.
 fn node(env: &Env) -> PathBuf {
     let root = env.path("node");
     fs::create_dir_all(root.join("chain")).expect("mkdir");
     fs::create_dir_all(root.join("keys")).expect("mkdir");
-    let big = support::noise(6 << 20, 0x243F_6A88_85A3_08D3);
+    let big = Rng::new(0x243F_6A88_85A3_08D3).bytes(6 << 20);
     fs::write(root.join("chain/big.bin"), big).expect("write");
     fs::write(root.join("chain/small.log"), "log line\n".repeat(1000)).expect("write");
     fs::write(root.join("keys/keystore.json"), r#"{"crypto":{}}"#).expect("write");

@@ -2,14 +2,15 @@
 //! clients run on: SQLite (`sqlite3`), RocksDB (`ldb`, rocksdb-tools) and LMDB (`mdb_load`,
 //! `mdb_stat`, lmdb-utils), and the real `sha256sum` / `b3sum`.
 
-mod support;
+use crate::support;
 
 use std::fs;
 use std::path::Path;
 use std::process::Command;
 
 use serde_json::Value;
-use support::{engines, reframe, s, text, Env};
+use support::{engines, s, text, Env};
+use vtool_testkit::reframe;
 
 /// A node with one database of each engine, written by the engine itself.
 fn engines_node(root: &Path) {

@@ -3,7 +3,7 @@
 //! them as damage (exit 3), quickly and in bounded memory, and never crash; a planted copy
 //! beside a genuine one must not stop a restore.
 
-mod support;
+use crate::support;
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -20,6 +20,7 @@ use vtool_snapshot::repofile::{
     BlobKind, IndexFile, IndexedPack, Node, NodeKind, PackedBlob, SnapshotSummary, Tree,
 };
 use vtool_snapshot::{merkle, tree, Id, Repository};
+use vtool_testkit::Rng;
 
 /// Memory a refused hostile object may cost at most; the bombs would take gigabytes.
 const PEAK_LIMIT_KIB: u64 = 400 << 10;
@@ -141,7 +142,7 @@ fn bomb_blob(inflates_to: u64, claims: u32) -> EncodedBlob {
 fn node(env: &Env) -> PathBuf {
     let root = env.path("node");
     fs::create_dir_all(root.join("chain")).expect("mkdir");
-    let big = support::noise(3 << 20, 0x9E37_79B9_7F4A_7C15);
+    let big = Rng::new(0x9E37_79B9_7F4A_7C15).bytes(3 << 20);
     fs::write(root.join("chain/big.bin"), big).expect("write");
     fs::write(root.join("chain/small.log"), "log line\n".repeat(1000)).expect("write");
     fs::write(root.join("keystore.json"), r#"{"crypto":{}}"#).expect("write");

@@ -6,7 +6,7 @@ use std::process::{Child, Command, Stdio};
 
 use serde_json::Value;
 
-mod support;
+use crate::support;
 
 use support::engines::{keystore, write};
 use support::{text, Env, VTOOL};

@@ -4,7 +4,7 @@
 //! rebuildable chain data; and a database a real process holds open is refused until a hook
 //! stops it.
 
-mod support;
+use crate::support;
 
 use std::fs;
 use std::path::Path;

@@ -2,14 +2,16 @@
 //! authenticated over their stored bytes; a damaged or planted one is named and hides nothing
 //! else; a format 1 repository keeps working.
 
-mod support;
+use crate::support;
 
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use serde_json::Value;
-use support::{fixtures, reframe, s, text, Env};
+use support::{fixtures, s, text, Env};
+use vtool_testkit::reframe;
+use vtool_testkit::tree::{assert_same, Compare};
 
 fn node(env: &Env, name: &str, content: &str) -> PathBuf {
     let root = env.path(name);
@@ -63,13 +65,9 @@ fn notes(report: &Value) -> String {
     report["notes"].to_string()
 }
 
-/// `diff -r` of a restored tree against its source.
+/// A restored tree against its source: names, kinds and bytes.
 fn assert_same_tree(a: &Path, b: &Path) {
-    let out = std::process::Command::new("diff")
-        .args(["-r", s(a), s(b)])
-        .output()
-        .expect("diff");
-    assert!(out.status.success(), "{}", text(&out));
+    assert_same(a, b, Compare::CONTENTS);
 }
 
 #[test]

@@ -2,18 +2,16 @@
 //! loopback, and the replication story end to end: a backup copied to an SFTP server and to
 //! a "drive", checked there without a key, and restored from either, byte-identical.
 
-#[path = "../../transfer/tests/support/sshd.rs"]
-#[allow(dead_code)] // shared with the transfer crate's tests, which use all of it
-mod sshd;
-mod support;
+use crate::support;
 
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
 use serde_json::Value;
-use sshd::Sshd;
 use support::{s, text, Env};
+use vtool_testkit::sshd::{self, Sshd};
+use vtool_testkit::tree::{assert_same, Compare};
 
 fn ssh_env(env: &mut Env, server: &Sshd) {
     env.vars = vec![
@@ -64,11 +62,7 @@ fn restore_identical(env: &Env, repo: &str, target: &Path, source: &Path) {
         "--verify",
     ]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
-    let status = std::process::Command::new("diff")
-        .args(["-r", s(source), s(&target.join("node"))])
-        .status()
-        .expect("diff");
-    assert!(status.success(), "restored tree differs");
+    assert_same(source, &target.join("node"), Compare::CONTENTS_AND_MODES);
     let mode = |p: &Path| fs::metadata(p).expect("stat").permissions().mode() & 0o7777;
     let rel = "validators/0xabc/voting-keystore.json";
     assert_eq!(mode(&target.join("node").join(rel)), 0o600);

@@ -1,13 +1,14 @@
 //! Operator-facing trust problems through the binary: secrets other users can read, a
 //! damaged key object told apart from a wrong identity.
 
-mod support;
+use crate::support;
 
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
 use support::{s, text, Env};
+use vtool_testkit::tree::{assert_same, Compare};
 
 fn node(env: &Env) -> std::path::PathBuf {
     let root = env.path("node");
@@ -252,25 +253,6 @@ fn files_in(dir: &Path) -> Vec<std::path::PathBuf> {
     out
 }
 
-fn same_tree(a: &Path, b: &Path) {
-    let rel = |root: &Path| -> Vec<_> {
-        files_in(root)
-            .into_iter()
-            .map(|p| {
-                (
-                    p.strip_prefix(root).expect("below").to_path_buf(),
-                    fs::read(&p).expect("read"),
-                )
-            })
-            .collect()
-    };
-    assert!(
-        rel(a) == rel(b),
-        "restored tree differs from {}",
-        b.display()
-    );
-}
-
 fn repair(env: &Env, extra: &[&str], code: i32) -> serde_json::Value {
     let (repo, id) = (env.repo(), env.identity());
     let mut args = vec![
@@ -363,7 +345,7 @@ fn repair_index_rebuilds_a_damaged_or_lost_index_from_the_packs() {
 
         let target = env.path("restored");
         env.restore_latest(&target);
-        same_tree(&target.join("node"), &src);
+        assert_same(&target.join("node"), &src, Compare::CONTENTS);
         let (repo, id) = (env.repo(), env.identity());
         let check = env.json_with(
             &[

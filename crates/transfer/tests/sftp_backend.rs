@@ -1,13 +1,11 @@
 //! The SFTP backend against a real OpenSSH server on loopback.
 
-mod support;
-
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use support::sshd::{self, Sshd};
-use support::within;
+use vtool_testkit::sshd::{self, Sshd};
+use vtool_testkit::{running_as_root, within};
 use vtool_transfer::{conformance, Backend, BackendError, SftpBackend};
 
 #[test]
@@ -212,11 +210,13 @@ fn read_only_server_gives_permission_denied() {
 
 #[test]
 fn read_only_directory_gives_permission_denied() {
-    if sshd::is_root() {
-        // Root bypasses directory modes; read_only_server_gives_permission_denied covers it.
-        return;
-    }
-    let server = Sshd::start();
+    // Root's sessions bypass directory modes, so under root (as in CI) the session logs in
+    // as the unprivileged `nobody`.
+    let server = if running_as_root() {
+        Sshd::start_as("nobody")
+    } else {
+        Sshd::start()
+    };
     let root = server.dir.path().join("repo");
     std::fs::create_dir_all(root.join("snapshots")).expect("mkdir");
     let config = server.config(&root);

@@ -1,14 +1,12 @@
 //! `copy_objects` from a local repository to an SFTP server, including a server crash in the
 //! middle of the copy and the re-run that completes it.
 
-mod support;
-
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use support::sshd::Sshd;
-use support::within;
+use vtool_testkit::sshd::Sshd;
+use vtool_testkit::within;
 use vtool_transfer::{
     copy_objects, Backend, CopyError, CopyOptions, CopyPhase, LocalBackend, NoProgress, Progress,
     SftpBackend,

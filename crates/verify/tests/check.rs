@@ -8,22 +8,9 @@ use vtool_snapshot::age::x25519::Identity;
 use vtool_snapshot::pack::pack_name;
 use vtool_snapshot::repofile::BlobKind;
 use vtool_snapshot::{backup, BackupOptions, Id, NoProgress, Repository};
+use vtool_testkit::Rng;
 use vtool_transfer::{Backend, LocalBackend};
 use vtool_verify::{check, CheckOptions, CheckReport, NoCheckProgress, ProblemKind, Subset};
-
-/// Deterministic incompressible bytes.
-fn random_bytes(seed: u64, len: usize) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    let mut out = Vec::with_capacity(len + 8);
-    while out.len() < len {
-        x ^= x >> 12;
-        x ^= x << 25;
-        x ^= x >> 27;
-        out.extend_from_slice(&x.wrapping_mul(0x2545_F491_4F6C_DD1D).to_le_bytes());
-    }
-    out.truncate(len);
-    out
-}
 
 struct Fixture {
     dir: tempfile::TempDir,
@@ -42,8 +29,16 @@ impl Fixture {
         let node = dir.path().join("node");
         fs::create_dir_all(node.join("chaindata")).expect("mkdir");
         fs::create_dir_all(node.join("keys")).expect("mkdir");
-        fs::write(node.join("chaindata/000001.ldb"), random_bytes(1, 3 << 20)).expect("write");
-        fs::write(node.join("chaindata/000002.ldb"), random_bytes(2, 2 << 20)).expect("write");
+        fs::write(
+            node.join("chaindata/000001.ldb"),
+            Rng::new(1).bytes(3 << 20),
+        )
+        .expect("write");
+        fs::write(
+            node.join("chaindata/000002.ldb"),
+            Rng::new(2).bytes(2 << 20),
+        )
+        .expect("write");
         fs::write(node.join("keys/keystore-0.json"), b"{\"crypto\":{}}\n").expect("write");
         fs::write(node.join("config.toml"), b"network = \"mainnet\"\n").expect("write");
         let opts = BackupOptions {
@@ -59,7 +54,11 @@ impl Fixture {
             .keys()
             .copied()
             .collect();
-        fs::write(node.join("chaindata/000003.ldb"), random_bytes(3, 2 << 20)).expect("write");
+        fs::write(
+            node.join("chaindata/000003.ldb"),
+            Rng::new(3).bytes(2 << 20),
+        )
+        .expect("write");
         backup(&new.repo, &new.backup_key, &opts, &NoProgress).expect("backup 2");
         Fixture {
             dir,

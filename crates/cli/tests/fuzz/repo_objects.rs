@@ -23,7 +23,7 @@ use vtool_snapshot::tree::{decode_tree, encode_tree};
 use vtool_snapshot::{Id, Repository};
 use vtool_transfer::LocalBackend;
 
-use crate::{fuzz, inputs, Bytes};
+use super::{fuzz, inputs, Bytes};
 
 fn id(n: u8) -> Id {
     Id::hash(&[n])

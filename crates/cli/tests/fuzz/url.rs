@@ -3,7 +3,7 @@
 use proptest::prelude::*;
 use vtool_transfer::url::RepoUrl;
 
-use crate::{fuzz, inputs, Bytes};
+use super::{fuzz, inputs, Bytes};
 
 pub fn sftp_url() {
     let seeds: Vec<Vec<u8>> = [

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use vtool_validator::slashing::{self, Interchange, SlashingDb, Strategy};
 use vtool_validator::Keystore;
 
-use crate::{fuzz, inputs};
+use super::{fuzz, inputs};
 
 fn fixtures(dir: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))

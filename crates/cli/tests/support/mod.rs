@@ -15,26 +15,6 @@ pub fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures")
 }
 
-/// `len` bytes of xorshift noise from `seed`: data that neither compresses nor dedups.
-pub fn noise(len: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
-}
-
-/// A sealed object whose body was edited, framed with its old MAC as a storage host without
-/// the keys would store it: well formed, but it must fail authentication.
-pub fn reframe(object: &Value) -> Vec<u8> {
-    let body = serde_json::to_vec_pretty(&object["body"]).expect("json");
-    vtool_snapshot::sealed::envelope(object["mac"].as_str().expect("mac"), &body)
-}
-
 /// A path as a command-line argument.
 pub fn s(p: &Path) -> &str {
     p.to_str().expect("utf-8 path")
@@ -48,6 +28,18 @@ pub fn text(out: &Output) -> String {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     )
+}
+
+/// `program args` without the caller's `VTOOL_*` settings and with vtool's cache in `cache`,
+/// never the user's.
+pub fn clean_command(program: &str, args: &[&str], cache: &Path) -> Command {
+    let mut c = Command::new(program);
+    c.args(args)
+        .env("VTOOL_CACHE_DIR", cache)
+        .env_remove("VTOOL_REPO")
+        .env_remove("VTOOL_BACKUP_KEY")
+        .env_remove("VTOOL_IDENTITY");
+    c
 }
 
 /// A scratch area: repository (`repo`), keys (`identity.txt`, `backup.key`), cache, sources
@@ -103,13 +95,8 @@ impl Env {
     /// `program args` (vtool, or a wrapper that runs it) in the scratch area, with vtool's
     /// environment cleaned up.
     pub fn command(&self, program: &str, args: &[&str]) -> Command {
-        let mut c = Command::new(program);
-        c.args(args)
-            .current_dir(self.dir.path())
-            .env("VTOOL_CACHE_DIR", self.path("cache"))
-            .env_remove("VTOOL_REPO")
-            .env_remove("VTOOL_BACKUP_KEY")
-            .env_remove("VTOOL_IDENTITY")
+        let mut c = clean_command(program, args, &self.path("cache"));
+        c.current_dir(self.dir.path())
             .envs(self.vars.iter().map(|(k, v)| (k, v)));
         c
     }

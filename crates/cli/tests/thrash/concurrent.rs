@@ -4,8 +4,9 @@
 use std::fs;
 use std::process::Stdio;
 
-use crate::kit::{checks_pass, restores_identical, rewrite_node, trials, write_node, Rng, Tally};
+use super::kit::{checks_pass, restores_identical, scenario_rng, trials, Tally};
 use crate::support::{s, text, Env, VTOOL};
+use vtool_testkit::node::{rewrite_node, write_node};
 
 const NODE_MIB: usize = 12;
 const TRIALS_PER_REPO: usize = 6;
@@ -49,7 +50,7 @@ fn backup_both(env: &Env, sources: &[std::path::PathBuf; 2]) -> Result<[String; 
 }
 
 pub fn concurrent_backups() {
-    let mut rng = Rng::for_scenario("concurrent-backup");
+    let mut rng = scenario_rng("concurrent-backup");
     let mut tally = Tally::new("concurrent-backup");
     let mut env: Option<Env> = None;
     for trial in 0..trials(4) {

@@ -9,8 +9,11 @@ use std::path::{Path, PathBuf};
 use vtool_snapshot::index::decode_index;
 use vtool_snapshot::repofile::BlobKind;
 
-use crate::kit::{code_of, must, nothing_wrong_written, same_tree, trials, write_node, Rng, Tally};
+use super::kit::{
+    code_of, must, nothing_wrong_written, same_tree, scenario_rng, trials, Rng, Tally,
+};
 use crate::support::{s, Env};
+use vtool_testkit::node::write_node;
 
 const KINDS: [&str; 8] = [
     "config",
@@ -135,7 +138,7 @@ fn flip_trial(
 }
 
 pub fn flips() {
-    let mut rng = Rng::for_scenario("flip");
+    let mut rng = scenario_rng("flip");
     let env = Env::with_repo();
     let src = env.path("node");
     write_node(&mut rng, &src, 12);

@@ -9,11 +9,11 @@ use std::process::{Child, Stdio};
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
-use crate::kit::{
-    age_temp_files, checks_pass, must, restores_identical, rewrite_node, temp_files, trials,
-    write_node, Rng, Tally,
+use super::kit::{
+    age_temp_files, checks_pass, must, restores_identical, scenario_rng, temp_files, trials, Tally,
 };
 use crate::support::{s, Env, VTOOL};
+use vtool_testkit::node::{rewrite_node, write_node};
 
 /// Fresh data per trial: several chunks and at least two data packs.
 const NODE_MIB: usize = 24;
@@ -82,7 +82,7 @@ fn recover(
 }
 
 pub fn backup_kills() {
-    let mut rng = Rng::for_scenario("kill-backup");
+    let mut rng = scenario_rng("kill-backup");
     let mut tally = Tally::new("kill-backup");
     let mut setup: Option<(Env, Duration)> = None;
     for trial in 0..trials(6) {
@@ -112,7 +112,7 @@ pub fn backup_kills() {
 }
 
 pub fn copy_kills() {
-    let mut rng = Rng::for_scenario("kill-copy");
+    let mut rng = scenario_rng("kill-copy");
     let mut tally = Tally::new("kill-copy");
     let env = Env::with_repo();
     let (repo, bk) = (env.repo(), env.backup_key());

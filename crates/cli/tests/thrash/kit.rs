@@ -1,14 +1,14 @@
-//! What the thrash scenarios share: a seeded random source, generated node directories,
-//! comparing a restore with its source, temporary files, and tallying trials.
+//! What the thrash scenarios share: a seeded random source per scenario, comparing a
+//! restore with its source, temporary files, and tallying trials.
 
 use std::collections::BTreeMap;
-use std::fmt::Write as _;
 use std::fs;
-use std::os::unix::fs::{symlink, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
 use serde_json::Value;
+use vtool_testkit::tree::{compare, listing, Compare, Kind};
+pub use vtool_testkit::Rng;
 
 use crate::support::{s, text, Env};
 
@@ -20,143 +20,27 @@ pub fn trials(default: usize) -> usize {
         .unwrap_or(default)
 }
 
-/// xorshift64*: reproducible from the seed printed with every summary
+/// The scenario's random source, reproducible from the seed it prints
 /// (`VTOOL_THRASH_SEED` replays a run).
-pub struct Rng(u64);
-
-impl Rng {
-    pub fn for_scenario(name: &str) -> Rng {
-        let seed = std::env::var("VTOOL_THRASH_SEED")
-            .ok()
-            .and_then(|v| v.parse().ok())
-            .unwrap_or_else(|| {
-                SystemTime::now()
-                    .duration_since(SystemTime::UNIX_EPOCH)
-                    .map(|d| d.as_nanos() as u64)
-                    .unwrap_or(1)
-            });
-        eprintln!("thrash {name}: seed {seed}");
-        Rng(seed | 1)
-    }
-
-    pub fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-
-    /// Uniform in `0..n` (`n > 0`).
-    pub fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-
-    pub fn bytes(&mut self, len: usize) -> Vec<u8> {
-        let mut out = Vec::with_capacity(len + 8);
-        while out.len() < len {
-            out.extend_from_slice(&self.next().to_le_bytes());
-        }
-        out.truncate(len);
-        out
-    }
-
-    /// A random duration in `0..max`.
-    pub fn delay(&mut self, max: Duration) -> Duration {
-        Duration::from_micros(self.below(max.as_micros().max(1) as u64))
-    }
-}
-
-/// A node directory at `root` like a validator's: incompressible chain data spanning several
-/// chunks and packs, a compressible log, a keystore, a nested directory and a symlink.
-/// `fresh_mib` MiB of new random data each call, so every backup has work to do.
-pub fn write_node(rng: &mut Rng, root: &Path, fresh_mib: usize) {
-    fs::create_dir_all(root.join("chain/ancient")).expect("mkdir");
-    fs::create_dir_all(root.join("validator/keys")).expect("mkdir");
-    let mut left = fresh_mib << 20;
-    let mut i = 0;
-    while left > 0 {
-        let len = (left).min((1 << 20) + rng.below(5 << 20) as usize);
-        fs::write(
-            root.join(format!("chain/ancient/seg{i}.bin")),
-            rng.bytes(len),
-        )
-        .expect("write");
-        left -= len;
-        i += 1;
-    }
-    let log: String = (0..20_000)
-        .map(|n| format!("slot {} ok\n", rng.below(1 << 20) + n))
-        .collect();
-    fs::write(root.join("chain/LOG"), log).expect("write");
-    fs::write(
-        root.join("validator/keys/keystore-0.json"),
-        format!(r#"{{"version":4,"uuid":"{:016x}"}}"#, rng.next()),
-    )
-    .expect("write");
-    let secret = root.join("validator/keys/secret");
-    fs::write(&secret, rng.bytes(32)).expect("write");
-    fs::set_permissions(&secret, fs::Permissions::from_mode(0o600)).expect("chmod");
-    let link = root.join("chain/current");
-    if link.symlink_metadata().is_err() {
-        symlink("ancient/seg0.bin", &link).expect("symlink");
-    }
-}
-
-/// Replace a node's chain data with `fresh_mib` MiB of new bytes.
-pub fn rewrite_node(rng: &mut Rng, root: &Path, fresh_mib: usize) {
-    fs::remove_dir_all(root.join("chain/ancient")).expect("rm");
-    write_node(rng, root, fresh_mib);
-}
-
-/// Every entry under `root` by relative path: mode and kind, with file bytes and link targets.
-fn listing(root: &Path) -> BTreeMap<String, (u32, Vec<u8>)> {
-    let mut out = BTreeMap::new();
-    let mut stack = vec![PathBuf::new()];
-    while let Some(rel) = stack.pop() {
-        for e in fs::read_dir(root.join(&rel)).expect("readdir") {
-            let e = e.expect("entry");
-            let rel = rel.join(e.file_name());
-            let meta = e.path().symlink_metadata().expect("lstat");
-            let body = if meta.file_type().is_symlink() {
-                fs::read_link(e.path())
-                    .expect("readlink")
-                    .into_os_string()
-                    .into_encoded_bytes()
-            } else if meta.is_dir() {
-                stack.push(rel.clone());
-                Vec::new()
-            } else {
-                fs::read(e.path()).expect("read")
-            };
-            out.insert(rel.display().to_string(), (meta.mode(), body));
-        }
-    }
-    out
+pub fn scenario_rng(name: &str) -> Rng {
+    let seed = std::env::var("VTOOL_THRASH_SEED")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| {
+            SystemTime::now()
+                .duration_since(SystemTime::UNIX_EPOCH)
+                .map(|d| d.as_nanos() as u64)
+                .unwrap_or(1)
+        });
+    eprintln!("thrash {name}: seed {seed}");
+    Rng::new(seed)
 }
 
 /// `Ok` when `restored` holds exactly `source`: the same entries, kinds, modes, bytes and
 /// link targets.
 pub fn same_tree(source: &Path, restored: &Path) -> Result<(), String> {
-    let (a, b) = (listing(source), listing(restored));
-    let mut diff = String::new();
-    for (path, entry) in &a {
-        match b.get(path) {
-            None => writeln!(diff, "missing {path}").ok(),
-            Some(got) if got.0 != entry.0 => {
-                writeln!(diff, "{path}: mode {:o}, not {:o}", got.0, entry.0).ok()
-            }
-            Some(got) if got.1 != entry.1 => writeln!(diff, "{path}: wrong bytes").ok(),
-            Some(_) => None,
-        };
-    }
-    for path in b.keys().filter(|p| !a.contains_key(*p)) {
-        writeln!(diff, "extra {path}").ok();
-    }
-    if diff.is_empty() {
-        Ok(())
-    } else {
-        Err(format!("restore of {} differs:\n{diff}", source.display()))
-    }
+    compare(source, restored, Compare::CONTENTS_AND_MODES)
+        .map_err(|diff| format!("restore of {} differs:\n{diff}", source.display()))
 }
 
 /// `Ok` when every regular file under `restored` that is also in `source` has its bytes:
@@ -168,12 +52,13 @@ pub fn nothing_wrong_written(source: &Path, restored: &Path) -> Result<(), Strin
     let a = listing(source);
     let wrong: Vec<String> = listing(restored)
         .into_iter()
-        .filter(|(path, (mode, body))| {
-            // Only regular files with content: restores may leave empty placeholders.
-            (*mode & 0o170000) == 0o100000
-                && !body.is_empty()
-                && a.get(path).is_some_and(|want| &want.1 != body)
-        })
+        .filter(
+            |(path, got)| match (&got.kind, a.get(path).map(|e| &e.kind)) {
+                // Only regular files with content: restores may leave empty placeholders.
+                (Kind::File(body), Some(Kind::File(want))) => !body.is_empty() && want != body,
+                _ => false,
+            },
+        )
         .map(|(path, _)| path)
         .collect();
     if wrong.is_empty() {

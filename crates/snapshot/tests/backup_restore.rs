@@ -7,11 +7,11 @@ use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
-use support::{
-    assert_same_tree, copy_tree, listing, make_validator_dir, running_as_root, set_mtime, Rng,
-    TestRepo, FREEZER_SIZE, TABLE_SIZE,
-};
+use support::TestRepo;
 use vtool_snapshot::{backup, BackupOptions, Error, NoProgress};
+use vtool_testkit::node::{make_validator_dir, FREEZER_SIZE, TABLE_SIZE};
+use vtool_testkit::tree::{assert_same_tree, copy_tree, listing, set_mtime, Kind};
+use vtool_testkit::{running_as_root, Rng};
 
 /// Number of regular files `make_validator_dir` creates.
 const FILES: u64 = 3 + 1 + 1 + 1 + 3 + 1 + 1;
@@ -20,7 +20,7 @@ fn total_bytes(root: &Path) -> u64 {
     listing(root)
         .values()
         .map(|e| match &e.kind {
-            support::Kind::File(d) => d.len() as u64,
+            Kind::File(d) => d.len() as u64,
             _ => 0,
         })
         .sum()

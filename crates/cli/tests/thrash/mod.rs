@@ -3,9 +3,6 @@
 //! scenario (small by default for CI; `bench/thrash.sh` runs more), `VTOOL_THRASH_SEED`
 //! replays a run. Each scenario prints `thrash NAME: trials N, held H, failed F`.
 
-#[path = "../support/mod.rs"]
-mod support;
-
 mod concurrent;
 mod flip;
 mod kill;

@@ -7,9 +7,7 @@ use std::fs;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use support::{
-    assert_same_tree, copy_tree, diff_listings, listing, make_validator_dir, reframe, Rng, TestRepo,
-};
+use support::TestRepo;
 use vtool_snapshot::age::x25519::Identity;
 use vtool_snapshot::keys::{load_identity, save_identity};
 use vtool_snapshot::pack::{pack_name, PackWriter};
@@ -22,6 +20,9 @@ use vtool_snapshot::{
     backup, blob, crypto, merkle, restore, tree, BackupOptions, Error, Id, NoProgress, Repository,
     RestoreOptions,
 };
+use vtool_testkit::node::make_validator_dir;
+use vtool_testkit::tree::{assert_same_tree, copy_tree, diff_listings, listing, Kind};
+use vtool_testkit::{reframe, Rng};
 use vtool_transfer::{Backend, BackendError, Hooked, LocalBackend};
 
 fn restore_opts(target: &Path) -> RestoreOptions {
@@ -239,7 +240,7 @@ fn damaged_pack_is_reported(whole_pack_lost: bool, damage: impl FnOnce(&Path)) {
     }
     let total_files = listing(&src)
         .values()
-        .filter(|e| matches!(e.kind, support::Kind::File(_)))
+        .filter(|e| matches!(e.kind, Kind::File(_)))
         .count() as u64;
     assert_eq!(report.files, total_files - damaged.len() as u64);
 

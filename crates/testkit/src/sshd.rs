@@ -1,5 +1,6 @@
 //! A throwaway OpenSSH server on 127.0.0.1 for tests: generated host and user keys, its own
-//! authorized_keys and known_hosts, public-key login for the current user only.
+//! authorized_keys and known_hosts, public-key login for the current user (or, started by
+//! root, for one other user).
 
 use std::fs;
 use std::net::{TcpListener, TcpStream};
@@ -8,6 +9,8 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use vtool_transfer::SftpConfig;
+
+use crate::running_as_root;
 
 pub struct Sshd {
     pub dir: tempfile::TempDir,
@@ -50,11 +53,6 @@ pub fn current_user() -> String {
         .to_string()
 }
 
-pub fn is_root() -> bool {
-    let out = Command::new("id").arg("-u").output().expect("run id");
-    String::from_utf8_lossy(&out.stdout).trim() == "0"
-}
-
 fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .expect("bind")
@@ -65,17 +63,29 @@ fn free_port() -> u16 {
 
 impl Sshd {
     pub fn start() -> Self {
-        Self::start_with("")
+        Self::start_with("", current_user())
     }
 
     /// Serve SFTP read-only (`internal-sftp -R`): writes are refused even for root.
     pub fn start_read_only() -> Self {
-        Self::start_with("-R")
+        Self::start_with("-R", current_user())
     }
 
-    fn start_with(sftp_flags: &str) -> Self {
+    /// Log in as `user` instead (the server must run as root): its SFTP sessions have that
+    /// user's file permissions, which root's sessions would bypass. The server's directory
+    /// becomes world-readable so sshd, acting as `user`, can read authorized_keys.
+    pub fn start_as(user: &str) -> Self {
+        assert!(running_as_root(), "only root's sshd can log in as {user}");
+        Self::start_with("", user.to_string())
+    }
+
+    fn start_with(sftp_flags: &str, user: String) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         let d = dir.path();
+        if user != current_user() {
+            use std::os::unix::fs::PermissionsExt;
+            fs::set_permissions(d, fs::Permissions::from_mode(0o755)).expect("chmod");
+        }
         let host_key = d.join("host_ed25519");
         let user_key = d.join("user_ed25519");
         keygen(&host_key);
@@ -110,7 +120,7 @@ impl Sshd {
             ),
         )
         .expect("sshd_config");
-        if is_root() {
+        if running_as_root() {
             // sshd insists on its privilege-separation directory when started as root;
             // containers without systemd lack it.
             fs::create_dir_all("/run/sshd").expect("create /run/sshd");
@@ -121,7 +131,7 @@ impl Sshd {
             port,
             user_key,
             known_hosts,
-            user: current_user(),
+            user,
             config,
             child: None,
         };

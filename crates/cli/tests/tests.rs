@@ -1,0 +1,18 @@
+//! The `vtool` binary's integration tests, one module per area. One test binary, not one per
+//! file: each would link the binary's whole dependency tree again, which on two cores costs
+//! more than the tests. `cargo test -p vtool --test tests -- thrash::` runs one area.
+
+mod support;
+
+mod check_copy;
+mod cli;
+mod damage;
+mod drill;
+mod fuzz;
+mod hostile;
+mod profiles;
+mod realistic_nodes;
+mod sealed_objects;
+mod sftp_repo;
+mod thrash;
+mod trust_ops;
