@@ -6,11 +6,10 @@ use rayon::prelude::*;
 use vtool_snapshot::index::decode_index;
 use vtool_snapshot::keys::RestoreKey;
 use vtool_snapshot::pack::{pack_name, parse_pack_name};
-use vtool_snapshot::repofile::{BlobKind, IndexFile};
+use vtool_snapshot::repofile::{BlobKind, CheckState, IndexFile};
 use vtool_snapshot::sealed::{Sealed, SealedKind};
 use vtool_snapshot::{Id, Repository};
 
-use super::subset::CheckState;
 use super::{get_opt, CheckError, Checker, DamagedPath, IndexedInfo, ProblemKind, Unreferenced};
 
 impl Checker {

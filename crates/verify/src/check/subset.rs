@@ -5,7 +5,7 @@ use std::fmt;
 use std::str::FromStr;
 
 use rayon::prelude::*;
-use serde::{Deserialize, Serialize};
+use vtool_snapshot::repofile::CheckState;
 use vtool_snapshot::Id;
 use vtool_transfer::{Backend, BackendError};
 
@@ -73,20 +73,6 @@ impl fmt::Display for Subset {
 }
 
 const STATE_KIND: &str = "vtool-check-state";
-
-/// One `check/<blake3>` object.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub(super) struct CheckState {
-    kind: String,
-    version: u32,
-    time: String,
-    mode: String,
-    slices: u32,
-    slice: u32,
-    packs_checked: u64,
-    problems: u64,
-    previous: Option<String>,
-}
 
 fn save_state(backend: &dyn Backend, state: &CheckState) -> Result<String, String> {
     let data = serde_json::to_vec_pretty(state).map_err(|e| e.to_string())?;
