@@ -57,7 +57,7 @@ use vtool_snapshot::index::MasterIndex;
 use vtool_snapshot::repofile::{PackedBlob, Snapshot};
 use vtool_snapshot::sealed::Sealed;
 use vtool_snapshot::{Id, Repository};
-use vtool_transfer::{Backend, BackendError, ObjectInfo};
+use vtool_transfer::{Backend, BackendError};
 
 pub use report::{
     CheckCounts, CheckReport, DamagedPath, Problem, ProblemKind, SubsetRun, Unreferenced,
@@ -142,7 +142,9 @@ pub fn check(
         read_packs: HashSet::new(),
     };
 
-    let repo = match Repository::open(Box::new(Shared(backend.clone()))) {
+    // The repository owns one handle; the check keeps its own to go on when the config is
+    // damaged and no repository opens.
+    let repo = match Repository::open(Box::new(backend.clone())) {
         Ok(r) => Some(r),
         Err(vtool_snapshot::Error::NotARepository(loc)) => {
             return Err(CheckError::Open(vtool_snapshot::Error::NotARepository(loc)))
@@ -201,43 +203,6 @@ pub fn check(
         c.attribute(repo, key, &authenticated);
     }
     Ok(c.finish())
-}
-
-/// Forwards to a shared backend, so `Repository::open` can own a handle while the check
-/// keeps using the backend when the config is damaged.
-struct Shared(Arc<dyn Backend>);
-
-impl Backend for Shared {
-    fn location(&self) -> String {
-        self.0.location()
-    }
-    fn put(&self, name: &str, data: &[u8]) -> Result<(), BackendError> {
-        self.0.put(name, data)
-    }
-    fn get(&self, name: &str) -> Result<Vec<u8>, BackendError> {
-        self.0.get(name)
-    }
-    fn get_range(&self, name: &str, offset: u64, len: u64) -> Result<Vec<u8>, BackendError> {
-        self.0.get_range(name, offset, len)
-    }
-    fn stat(&self, name: &str) -> Result<Option<u64>, BackendError> {
-        self.0.stat(name)
-    }
-    fn list(&self, dir: &str) -> Result<Vec<ObjectInfo>, BackendError> {
-        self.0.list(dir)
-    }
-    fn delete(&self, name: &str) -> Result<(), BackendError> {
-        self.0.delete(name)
-    }
-    fn rename(&self, from: &str, to: &str) -> Result<(), BackendError> {
-        self.0.rename(from, to)
-    }
-    fn list_temp(&self) -> Result<Vec<vtool_transfer::TempFile>, BackendError> {
-        self.0.list_temp()
-    }
-    fn remove_temp(&self, name: &str) -> Result<(), BackendError> {
-        self.0.remove_temp(name)
-    }
 }
 
 /// A pack as the indexes describe it.
