@@ -33,7 +33,7 @@ pub struct Args {
     #[arg(long, value_name = "PCT%|n/t")]
     subset: Option<String>,
     /// The restore identity: enables snapshot authentication, the tree walk and --read-data.
-    #[arg(long)]
+    #[arg(long, env = "VTOOL_IDENTITY")]
     identity: Option<PathBuf>,
     #[arg(long)]
     json: bool,
