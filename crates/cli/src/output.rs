@@ -49,6 +49,15 @@ impl Bar {
         }
     }
 
+    /// No bar, for work too short for one; warnings are still printed.
+    pub fn none() -> Bar {
+        Bar {
+            bar: None,
+            stages: false,
+            warnings: true,
+        }
+    }
+
     /// Also print each stage as a line.
     pub fn with_stages(mut self, on: bool) -> Bar {
         self.stages = on;

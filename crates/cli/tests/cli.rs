@@ -449,3 +449,18 @@ fn slashing_check_reads_the_eip3076_interchanges() {
     assert_eq!(o.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&o.stderr).contains("not a valid EIP-3076 interchange"));
 }
+
+/// `check` takes the identity from `VTOOL_IDENTITY` like every other command.
+#[test]
+fn check_reads_the_identity_from_the_environment() {
+    let mut env = Env::with_repo();
+    let src = env.path("src");
+    fs::create_dir(&src).expect("mkdir");
+    fs::write(src.join("a"), b"data").expect("write");
+    env.backup(&[s(&src)]);
+    env.vars.push(("VTOOL_IDENTITY".into(), env.identity()));
+    let repo = env.repo();
+    let report = env.json(&["check", "--repo", &repo, "--json"]);
+    assert_eq!(report["with_identity"], true, "{report}");
+    assert_eq!(report["counts"]["snapshots_authenticated"], 1, "{report}");
+}

@@ -213,6 +213,26 @@ pub struct CachedFile {
     pub chunks: Vec<Id>,
 }
 
+/// `check/<blake3>`: plaintext JSON, one per `vtool check --subset PCT%` run, never
+/// overwritten. It only schedules which slice of the packs the next run checks.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct CheckState {
+    /// Always `"vtool-check-state"`.
+    pub kind: String,
+    pub version: u32,
+    /// Written once the slice was checked, RFC 3339 UTC; the newest state of a mode wins.
+    pub time: String,
+    /// `packs` or `read-data`: each has its own rotation.
+    pub mode: String,
+    pub slices: u32,
+    /// 1-based.
+    pub slice: u32,
+    pub packs_checked: u64,
+    pub problems: u64,
+    /// The state object this run's slice was chosen from.
+    pub previous: Option<String>,
+}
+
 /// `drills/<blake3>`: the body of a sealed object, one per restore-and-boot drill, never
 /// overwritten.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]

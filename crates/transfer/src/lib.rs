@@ -34,6 +34,8 @@ pub mod sftp;
 pub mod temp;
 pub mod url;
 
+use std::sync::Arc;
+
 pub use copy::{copy_objects, CopyError, CopyOptions, CopyPhase, CopyReport, CopyStats};
 pub use error::BackendError;
 pub use hooked::Hooked;
@@ -94,35 +96,43 @@ pub trait Backend: Send + Sync {
     fn remove_temp(&self, name: &str) -> Result<(), BackendError>;
 }
 
-impl<B: Backend + ?Sized> Backend for Box<B> {
-    fn location(&self) -> String {
-        (**self).location()
-    }
-    fn put(&self, name: &str, data: &[u8]) -> Result<(), BackendError> {
-        (**self).put(name, data)
-    }
-    fn get(&self, name: &str) -> Result<Vec<u8>, BackendError> {
-        (**self).get(name)
-    }
-    fn get_range(&self, name: &str, offset: u64, len: u64) -> Result<Vec<u8>, BackendError> {
-        (**self).get_range(name, offset, len)
-    }
-    fn stat(&self, name: &str) -> Result<Option<u64>, BackendError> {
-        (**self).stat(name)
-    }
-    fn list(&self, dir: &str) -> Result<Vec<ObjectInfo>, BackendError> {
-        (**self).list(dir)
-    }
-    fn delete(&self, name: &str) -> Result<(), BackendError> {
-        (**self).delete(name)
-    }
-    fn rename(&self, from: &str, to: &str) -> Result<(), BackendError> {
-        (**self).rename(from, to)
-    }
-    fn list_temp(&self) -> Result<Vec<TempFile>, BackendError> {
-        (**self).list_temp()
-    }
-    fn remove_temp(&self, name: &str) -> Result<(), BackendError> {
-        (**self).remove_temp(name)
-    }
+/// A smart pointer to a backend is a backend: a `Box<dyn Backend>` can be passed on, and an
+/// `Arc<dyn Backend>` shared with an owner such as a `Repository` while still used directly.
+macro_rules! forward_backend {
+    ($($ptr:ident),*) => {$(
+        impl<B: Backend + ?Sized> Backend for $ptr<B> {
+            fn location(&self) -> String {
+                (**self).location()
+            }
+            fn put(&self, name: &str, data: &[u8]) -> Result<(), BackendError> {
+                (**self).put(name, data)
+            }
+            fn get(&self, name: &str) -> Result<Vec<u8>, BackendError> {
+                (**self).get(name)
+            }
+            fn get_range(&self, name: &str, offset: u64, len: u64) -> Result<Vec<u8>, BackendError> {
+                (**self).get_range(name, offset, len)
+            }
+            fn stat(&self, name: &str) -> Result<Option<u64>, BackendError> {
+                (**self).stat(name)
+            }
+            fn list(&self, dir: &str) -> Result<Vec<ObjectInfo>, BackendError> {
+                (**self).list(dir)
+            }
+            fn delete(&self, name: &str) -> Result<(), BackendError> {
+                (**self).delete(name)
+            }
+            fn rename(&self, from: &str, to: &str) -> Result<(), BackendError> {
+                (**self).rename(from, to)
+            }
+            fn list_temp(&self) -> Result<Vec<TempFile>, BackendError> {
+                (**self).list_temp()
+            }
+            fn remove_temp(&self, name: &str) -> Result<(), BackendError> {
+                (**self).remove_temp(name)
+            }
+        }
+    )*};
 }
+
+forward_backend!(Box, Arc);

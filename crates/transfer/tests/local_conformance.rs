@@ -1,3 +1,5 @@
+use std::sync::Arc;
+
 use vtool_transfer::{conformance, Backend, BackendError, LocalBackend};
 
 #[test]
@@ -5,6 +7,15 @@ fn local_backend_passes_conformance() {
     let dir = tempfile::tempdir().expect("tempdir");
     let root = dir.path().join("repo");
     let backend = LocalBackend::create(&root).expect("create");
+    conformance::run_all(&backend, &root);
+}
+
+/// A shared handle forwards every call unchanged (check hands one to the repository).
+#[test]
+fn shared_local_backend_passes_conformance() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = dir.path().join("repo");
+    let backend: Arc<dyn Backend> = Arc::new(LocalBackend::create(&root).expect("create"));
     conformance::run_all(&backend, &root);
 }
 

@@ -30,6 +30,12 @@ pub struct BootCommand {
     pub expect: Option<regex::Regex>,
 }
 
+/// Compile an `expect` pattern: `^` and `$` match at line boundaries, since stdout and
+/// stderr lines arrive interleaved in any order.
+pub fn expect_pattern(pattern: &str) -> Result<regex::Regex, regex::Error> {
+    regex::RegexBuilder::new(pattern).multi_line(true).build()
+}
+
 /// Quote `s` for a POSIX shell.
 fn shell_quote(s: &str) -> String {
     format!("'{}'", s.replace('\'', r"'\''"))
@@ -177,7 +183,7 @@ mod tests {
         BootCommand {
             command: cmd.into(),
             timeout: Duration::from_millis(timeout_ms),
-            expect: expect.map(|e| regex::Regex::new(e).expect("regex")),
+            expect: expect.map(|e| expect_pattern(e).expect("regex")),
         }
     }
 

@@ -37,14 +37,14 @@ mod disk;
 mod drill;
 mod drill_record;
 
-pub use boot::{why_failed, BootCommand};
+pub use boot::{expect_pattern, why_failed, BootCommand};
 pub use checksums::{checksums, manifest_line, Checksum, ChecksumFormat, ChecksumReport};
 pub use drill::{drill, DrillError, DrillOptions, DrillRun, KeepDir};
 pub use drill_record::{list_drills, Authenticity, DrillListing, ListedDrill};
 
 pub use check::{
-    check, CheckCounts, CheckError, CheckOptions, CheckProgress, CheckReport, DamagedPath,
-    NoCheckProgress, Problem, ProblemKind, Subset, SubsetRun, Unreferenced,
+    check, CheckCounts, CheckError, CheckOptions, CheckReport, DamagedPath, Problem, ProblemKind,
+    Subset, SubsetRun, Unreferenced,
 };
 pub use compare::{compare, Comparison, Difference, DifferenceKind};
 pub use disk::disk_fingerprint;

@@ -10,7 +10,7 @@ use vtool_snapshot::repofile::BlobKind;
 use vtool_snapshot::{backup, BackupOptions, Id, NoProgress, Repository};
 use vtool_testkit::Rng;
 use vtool_transfer::{Backend, LocalBackend};
-use vtool_verify::{check, CheckOptions, CheckReport, NoCheckProgress, ProblemKind, Subset};
+use vtool_verify::{check, CheckOptions, CheckReport, ProblemKind, Subset};
 
 struct Fixture {
     dir: tempfile::TempDir,
@@ -81,7 +81,7 @@ impl Fixture {
 
     fn run(&self, identity: bool, opts: CheckOptions) -> CheckReport {
         let id = identity.then(|| self.identity.clone());
-        check(self.backend(), id, &opts, &NoCheckProgress).expect("check runs")
+        check(self.backend(), id, &opts, &NoProgress).expect("check runs")
     }
 
     fn structure(&self, identity: bool) -> CheckReport {
@@ -186,14 +186,14 @@ fn read_data_needs_the_identity() {
         read_data: true,
         ..Default::default()
     };
-    assert!(check(f.backend(), None, &opts, &NoCheckProgress).is_err());
+    assert!(check(f.backend(), None, &opts, &NoProgress).is_err());
     // A wrong identity is an error of the check, not a finding about the data.
     let other = Identity::generate();
     assert!(check(
         f.backend(),
         Some(other),
         &CheckOptions::default(),
-        &NoCheckProgress
+        &NoProgress
     )
     .is_err());
 }

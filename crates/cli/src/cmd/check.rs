@@ -1,9 +1,8 @@
 use std::path::PathBuf;
 
 use anyhow::Context;
-use indicatif::ProgressBar;
 use vtool_snapshot::keys;
-use vtool_verify::{CheckOptions, CheckProgress, CheckReport, Subset};
+use vtool_verify::{CheckOptions, CheckReport, Subset};
 
 use super::RepoArg;
 use crate::{output, Outcome};
@@ -33,27 +32,10 @@ pub struct Args {
     #[arg(long, value_name = "PCT%|n/t")]
     subset: Option<String>,
     /// The restore identity: enables snapshot authentication, the tree walk and --read-data.
-    #[arg(long)]
+    #[arg(long, env = "VTOOL_IDENTITY")]
     identity: Option<PathBuf>,
     #[arg(long)]
     json: bool,
-}
-
-struct Progress(Option<ProgressBar>);
-
-impl CheckProgress for Progress {
-    fn start(&self, what: &str, bytes: u64) {
-        if let Some(bar) = &self.0 {
-            bar.set_message(what.to_string());
-            bar.set_length(bytes);
-            bar.set_position(0);
-        }
-    }
-    fn advance(&self, bytes: u64) {
-        if let Some(bar) = &self.0 {
-            bar.inc(bytes);
-        }
-    }
 }
 
 pub fn run(a: Args) -> anyhow::Result<Outcome> {
@@ -69,15 +51,14 @@ pub fn run(a: Args) -> anyhow::Result<Outcome> {
         read_data: a.read_data,
         subset,
     };
-    let progress = Progress(if a.packs || a.read_data {
-        output::bytes_bar("checking")
+    // Only the pack-reading levels take long enough for a bar.
+    let progress = if a.packs || a.read_data {
+        output::Bar::new("checking")
     } else {
-        None
-    });
+        output::Bar::none()
+    };
     let report = vtool_verify::check(backend, identity, &opts, &progress);
-    if let Some(bar) = &progress.0 {
-        bar.finish_and_clear();
-    }
+    progress.finish();
     let report = report?;
     if a.json {
         output::print_json(&report)?;

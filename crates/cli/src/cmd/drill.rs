@@ -63,9 +63,7 @@ fn boot_commands(a: &Args) -> anyhow::Result<Vec<BootCommand>> {
         .map(|(i, command)| {
             let expect = match a.expects.get(i).filter(|e| !e.is_empty()) {
                 Some(e) => Some(
-                    regex::RegexBuilder::new(e)
-                        .multi_line(true)
-                        .build()
+                    vtool_verify::expect_pattern(e)
                         .with_context(|| format!("--expect {e:?} is not a valid regex"))?,
                 ),
                 None => None,

@@ -1,0 +1,335 @@
+//! The structure level, which needs no key: every object named by its hash, every index
+//! decoded, every indexed pack present with its size; with the key, the config and drill
+//! records authenticated.
+
+use rayon::prelude::*;
+use vtool_snapshot::index::decode_index;
+use vtool_snapshot::keys::RestoreKey;
+use vtool_snapshot::pack::{pack_name, parse_pack_name};
+use vtool_snapshot::repofile::{BlobKind, CheckState, IndexFile};
+use vtool_snapshot::sealed::{Sealed, SealedKind};
+use vtool_snapshot::{Id, Repository};
+
+use super::{get_opt, CheckError, Checker, DamagedPath, IndexedInfo, ProblemKind, Unreferenced};
+
+impl Checker {
+    /// Fetch every object of `dir` in parallel, checking its name is its BLAKE3.
+    /// Returns (name, bytes, name matches) for the objects still present.
+    #[allow(clippy::type_complexity)]
+    fn fetch_named(&self, dir: &str) -> Result<Vec<(String, Vec<u8>, bool)>, CheckError> {
+        let mut objects = self.backend.list(dir)?;
+        objects.sort_by(|a, b| a.name.cmp(&b.name));
+        let backend = self.backend.as_ref();
+        let fetched = objects
+            .par_iter()
+            .map(|o| -> Result<_, CheckError> {
+                Ok(get_opt(backend, &o.name)?.map(|d| {
+                    let ok = o.name == format!("{dir}/{}", Id::hash(&d));
+                    (o.name.clone(), d, ok)
+                }))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(fetched.into_iter().flatten().collect())
+    }
+
+    pub(super) fn check_keys(&mut self) -> Result<(), CheckError> {
+        let keys = self.fetch_named("keys")?;
+        self.report.counts.keys = keys.len() as u64;
+        if keys.is_empty() {
+            self.problem(
+                ProblemKind::Key,
+                "keys",
+                None,
+                None,
+                "the repository has no key object: nothing can be restored from it".into(),
+            );
+        }
+        for (name, _, ok) in keys {
+            if !ok {
+                self.problem(
+                    ProblemKind::Key,
+                    name,
+                    None,
+                    None,
+                    "key object does not match its content hash (damaged)".into(),
+                );
+            }
+        }
+        Ok(())
+    }
+
+    pub(super) fn check_indexes(&mut self) -> Result<(), CheckError> {
+        let indexes = self.fetch_named("index")?;
+        self.report.counts.indexes = indexes.len() as u64;
+        let decoded: Vec<_> = indexes
+            .into_par_iter()
+            .map(|(name, data, ok)| {
+                let file = decode_index(&name, &data).map_err(|e| e.to_string());
+                (name, ok, file)
+            })
+            .collect();
+        for (name, ok, file) in decoded {
+            let file: IndexFile = match (ok, file) {
+                (false, _) => {
+                    self.problem(
+                        ProblemKind::Index,
+                        name,
+                        None,
+                        None,
+                        "index object does not match its content hash (damaged or planted); \
+                         backup and restore refuse to load the index while it is there"
+                            .into(),
+                    );
+                    continue;
+                }
+                (true, Err(e)) => {
+                    self.problem(ProblemKind::Index, name, None, None, e);
+                    continue;
+                }
+                (true, Ok(f)) => f,
+            };
+            for pack in &file.packs {
+                match self.indexed.get(&pack.id) {
+                    Some(prev) if prev.size != pack.size => {
+                        let message = format!(
+                            "{} lists it with {} bytes, {} with {}",
+                            prev.index, prev.size, name, pack.size
+                        );
+                        self.problem(
+                            ProblemKind::Index,
+                            name.clone(),
+                            Some(pack.id),
+                            None,
+                            message,
+                        );
+                    }
+                    Some(_) => {}
+                    None => {
+                        self.indexed.insert(
+                            pack.id,
+                            IndexedInfo {
+                                size: pack.size,
+                                index: name.clone(),
+                                blobs: pack.blobs.clone(),
+                            },
+                        );
+                    }
+                }
+            }
+            self.master.add_file(&file);
+        }
+        self.report.counts.packs_indexed = self.indexed.len() as u64;
+        Ok(())
+    }
+
+    /// Authenticate the config with the chunk key: its chunker, pack and zstd parameters
+    /// come from an object a storage host could rewrite. Without a key, say it was not.
+    pub(super) fn check_config(&mut self, repo: &Repository, key: Option<&RestoreKey>) {
+        match key {
+            Some(key) => {
+                if let Err(e) = repo.authenticate_config(&key.chunk_key, key.format) {
+                    self.problem(ProblemKind::Config, "config", None, None, e.to_string());
+                } else if !repo.config_is_sealed() {
+                    self.report.notes.push(
+                        "the config is format 1, which carries no MAC: it could not be authenticated".into(),
+                    );
+                }
+            }
+            None => self.report.notes.push(
+                "the config could not be authenticated without a key (give --identity)".into(),
+            ),
+        }
+    }
+
+    /// Drill records: damaged ones always, forged ones with a key (a forged record could
+    /// claim a drill passed).
+    pub(super) fn check_drills(&mut self, key: Option<&RestoreKey>) -> Result<(), CheckError> {
+        let listing = crate::list_drills(self.backend.as_ref(), key.map(|k| &k.chunk_key))
+            .map_err(|e| match e {
+                vtool_snapshot::Error::Backend(b) => CheckError::Backend(b),
+                other => CheckError::Internal(other.to_string()),
+            })?;
+        self.report.counts.drills = (listing.drills.len() + listing.invalid.len()) as u64;
+        for bad in listing.invalid {
+            self.problem(
+                ProblemKind::Drill,
+                bad.object,
+                None,
+                None,
+                format!("drill record is damaged: {}", bad.reason),
+            );
+        }
+        for d in listing.drills {
+            match d.authenticity {
+                crate::Authenticity::Authentic => self.report.counts.drills_authenticated += 1,
+                crate::Authenticity::Forged => {
+                    self.problem(
+                        ProblemKind::DrillAuth,
+                        d.name,
+                        None,
+                        None,
+                        "drill record authentication failed: it was altered or forged by someone without the keys; do not trust its outcome".into(),
+                    );
+                }
+                crate::Authenticity::NotChecked => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// Check state objects only schedule work, but a damaged one is still damage.
+    pub(super) fn check_states(&mut self) -> Result<(), CheckError> {
+        for (name, data, ok) in self.fetch_named("check")? {
+            let why = if !ok {
+                "does not match its content hash (damaged)".to_string()
+            } else if let Err(e) = serde_json::from_slice::<CheckState>(&data) {
+                format!("is malformed: {e}")
+            } else {
+                continue;
+            };
+            self.problem(
+                ProblemKind::CheckState,
+                name,
+                None,
+                None,
+                format!("check state object {why}"),
+            );
+        }
+        Ok(())
+    }
+
+    pub(super) fn check_snapshots(&mut self) -> Result<(), CheckError> {
+        let snaps = self.fetch_named("snapshots")?;
+        self.report.counts.snapshots = snaps.len() as u64;
+        for (name, data, ok) in snaps {
+            if !ok {
+                self.problem(
+                    ProblemKind::Snapshot,
+                    name,
+                    None,
+                    None,
+                    "snapshot object does not match its content hash (damaged)".into(),
+                );
+                continue;
+            }
+            match Sealed::parse(SealedKind::Snapshot, &data) {
+                Ok(s) => self.snapshots.push((Id::hash(&data), s)),
+                Err(e) => {
+                    self.problem(
+                        ProblemKind::Snapshot,
+                        name,
+                        None,
+                        None,
+                        format!("snapshot object is malformed: {e}"),
+                    );
+                }
+            }
+        }
+        self.snapshots
+            .sort_by(|a, b| a.1.time.cmp(&b.1.time).then(a.0.cmp(&b.0)));
+        // The root tree's id is in the plaintext snapshot: its index entry can be checked
+        // without a key (this catches a lost index even without the identity).
+        let roots: Vec<(Id, Id)> = self.snapshots.iter().map(|(id, s)| (*id, s.tree)).collect();
+        for (snap, tree) in roots {
+            let message = match self.master.locate(&tree, BlobKind::Tree) {
+                Ok(_) => continue,
+                Err(_) if self.master.get(&tree).is_some() => {
+                    "the snapshot's root tree is indexed as a data blob"
+                }
+                Err(_) => "the snapshot's root tree is in no index (lost index or pack)",
+            };
+            let damaged = DamagedPath {
+                snapshot: snap.short(),
+                path: "/".into(),
+            };
+            let p = match self.tree_problems.get(&tree) {
+                Some(&p) => p,
+                None => {
+                    let p = self.problem(
+                        ProblemKind::Tree,
+                        format!("snapshots/{snap}"),
+                        None,
+                        Some(tree),
+                        message.into(),
+                    );
+                    self.tree_problems.insert(tree, p);
+                    p
+                }
+            };
+            self.report.problems[p].damaged.push(damaged);
+        }
+        Ok(())
+    }
+
+    pub(super) fn check_pack_structure(&mut self) -> Result<(), CheckError> {
+        for obj in self.backend.list("packs")? {
+            match parse_pack_name(&obj.name) {
+                Some(id) => {
+                    self.present.insert(id, obj.size);
+                }
+                None => self
+                    .report
+                    .notes
+                    .push(format!("{} is not a pack name; vtool ignores it", obj.name)),
+            }
+        }
+        self.report.counts.packs_present = self.present.len() as u64;
+        let mut found = Vec::new();
+        for (id, info) in &self.indexed {
+            match self.present.get(id) {
+                None => found.push((
+                    ProblemKind::PackMissing,
+                    *id,
+                    format!("listed in {} but missing", info.index),
+                )),
+                Some(&size) if size != info.size => found.push((
+                    ProblemKind::PackSize,
+                    *id,
+                    format!(
+                        "{} bytes, {} lists {} ({})",
+                        size,
+                        info.index,
+                        info.size,
+                        if size < info.size {
+                            "truncated"
+                        } else {
+                            "grown"
+                        }
+                    ),
+                )),
+                Some(_) => {}
+            }
+        }
+        found.sort_by_key(|f| f.1);
+        for (kind, id, message) in found {
+            self.problem(kind, pack_name(&id), Some(id), None, message);
+        }
+        let mut unreferenced: Vec<_> = self
+            .present
+            .iter()
+            .filter(|(id, _)| !self.indexed.contains_key(id))
+            .map(|(id, &size)| Unreferenced {
+                object: pack_name(id),
+                size,
+            })
+            .collect();
+        unreferenced.sort_by(|a, b| a.object.cmp(&b.object));
+        self.report.counts.packs_unreferenced = unreferenced.len() as u64;
+        self.report.unreferenced = unreferenced;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pack_names() {
+        let id = Id::hash(b"x");
+        assert_eq!(parse_pack_name(&pack_name(&id)), Some(id));
+        let hex = id.to_hex();
+        assert_eq!(parse_pack_name(&format!("packs/zz/{hex}")), None);
+        assert_eq!(parse_pack_name("packs/ab/short"), None);
+    }
+}
