@@ -15,11 +15,11 @@ use support::{s, Env, VTOOL};
 use vtool_snapshot::blob::{self, EncodedBlob};
 use vtool_snapshot::index::decode_index;
 use vtool_snapshot::keys::{parse_recipients, BackupKey};
-use vtool_snapshot::pack::{pack_name, PackWriter};
+use vtool_snapshot::pack::PackWriter;
 use vtool_snapshot::repofile::{
     BlobKind, IndexFile, IndexedPack, Node, NodeKind, PackedBlob, SnapshotSummary, Tree,
 };
-use vtool_snapshot::{merkle, tree, Id, Repository};
+use vtool_snapshot::{merkle, tree, FileType, Id, Repository};
 use vtool_testkit::Rng;
 
 /// Memory a refused hostile object may cost at most; the bombs would take gigabytes.
@@ -264,7 +264,7 @@ fn pack_of(
     }
     let pack = w.finish().expect("finish");
     repo.backend()
-        .put(&pack_name(&pack.id), &pack.bytes)
+        .put(&FileType::Pack.name(&pack.id), &pack.bytes)
         .expect("put");
     IndexedPack {
         id: pack.id,

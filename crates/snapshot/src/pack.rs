@@ -4,17 +4,7 @@ use std::io::Write;
 
 use crate::blob::EncodedBlob;
 use crate::repofile::{BlobKind, PackTrailer, PackedBlob};
-use crate::{crypto, Error, FileType, Id, Result};
-
-/// Object name of a pack ([`FileType::Pack`]).
-pub fn pack_name(id: &Id) -> String {
-    FileType::Pack.name(id)
-}
-
-/// `packs/ab/ab12…` → the pack id, if the name is well-formed (the inverse of [`pack_name`]).
-pub fn parse_pack_name(name: &str) -> Option<Id> {
-    FileType::Pack.id_of(name)
-}
+use crate::{crypto, Error, Id, Result};
 
 /// Builds one pack in memory.
 pub struct PackWriter {

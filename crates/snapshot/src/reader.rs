@@ -10,10 +10,10 @@ use rayon::prelude::*;
 
 use crate::index::{BlobLocation, MasterIndex};
 use crate::keys::RestoreKey;
-use crate::pack::{blob_slice, decrypt_pack, pack_name};
+use crate::pack::{blob_slice, decrypt_pack};
 use crate::repofile::{BlobKind, Snapshot, Tree};
 use crate::sealed::Sealed;
-use crate::{blob, crypto, merkle, tree, Error, Id, Repository, Result};
+use crate::{blob, crypto, merkle, tree, Error, FileType, Id, Repository, Result};
 
 /// Threads for work that fetches whole packs (restore, check): fetching blocks on the disk
 /// or network, so one more pack in flight than cores keeps the cores busy meanwhile.
@@ -83,7 +83,7 @@ impl<'a> BlobReader<'a> {
 
     /// Fetch and decrypt a whole pack.
     pub fn pack_plaintext(&self, pack: &Id) -> Result<Vec<u8>> {
-        let stored = self.repo.backend().get(&pack_name(pack))?;
+        let stored = self.repo.backend().get(&FileType::Pack.name(pack))?;
         decrypt_pack(&self.key.identity, pack, &stored)
     }
 
@@ -105,7 +105,7 @@ impl<'a> BlobReader<'a> {
         wanted: &[&BlobLocation],
         mut f: impl FnMut(usize, Result<&[u8]>) -> Result<()>,
     ) -> Result<()> {
-        let stored = self.repo.backend().get(&pack_name(pack))?;
+        let stored = self.repo.backend().get(&FileType::Pack.name(pack))?;
         let what = format!("pack {}", pack.short());
         let mut stream = crypto::stream_reader(&self.key.identity, &stored[..], &what)?;
         let mut pos = 0u64;

@@ -19,7 +19,7 @@ use serde::Serialize;
 use vtool_transfer::BackendError;
 
 use crate::keys::RestoreKey;
-use crate::pack::{blob_slice, decrypt_pack, pack_name, parse_pack_name};
+use crate::pack::{blob_slice, decrypt_pack};
 use crate::repofile::{ChunkerParams, IndexFile, IndexedPack, PackedBlob, FORMAT_VERSION};
 use crate::{blob, Error, FileType, Id, Progress, Repository, Result};
 
@@ -105,7 +105,7 @@ pub fn repair_index(
     };
     let mut todo = Vec::new();
     for obj in backend.list("packs")? {
-        let Some(id) = parse_pack_name(&obj.name) else {
+        let Some(id) = FileType::Pack.id_of(&obj.name) else {
             report.unreadable.push(UnreadablePack {
                 object: obj.name,
                 reason: "not a pack name (packs/<2 hex>/<64 hex>)".into(),
@@ -131,7 +131,7 @@ pub fn repair_index(
     let scanned = pool.install(|| {
         todo.par_iter()
             .map(|(id, _)| -> Result<Scanned> {
-                let name = pack_name(id);
+                let name = FileType::Pack.name(id);
                 let stored = match backend.get(&name) {
                     Ok(d) => d,
                     // Gone since it was listed (a concurrent prune): nothing to index.
@@ -163,7 +163,7 @@ pub fn repair_index(
             Scanned::Unreadable { size, reason } => {
                 report.bytes_read += size;
                 report.unreadable.push(UnreadablePack {
-                    object: pack_name(id),
+                    object: FileType::Pack.name(id),
                     reason,
                 });
             }
@@ -172,7 +172,7 @@ pub fn repair_index(
                 report
                     .bad_blobs
                     .extend(bad.into_iter().map(|(blob, reason)| BadBlob {
-                        pack: pack_name(id),
+                        pack: FileType::Pack.name(id),
                         blob: blob.to_hex(),
                         reason,
                     }));
@@ -322,7 +322,7 @@ mod tests {
             .expect("add");
         let pack = w.finish().expect("finish");
         repo.backend()
-            .put(&pack_name(&pack.id), &pack.bytes)
+            .put(&FileType::Pack.name(&pack.id), &pack.bytes)
             .expect("put");
 
         let opts = RepairIndexOptions::default();

@@ -220,8 +220,10 @@ pub struct CheckState {
     /// Always `"vtool-check-state"`.
     pub kind: String,
     pub version: u32,
-    /// Written once the slice was checked, RFC 3339 UTC; the newest state of a mode wins.
-    pub time: String,
+    /// Written once the slice was checked, RFC 3339 UTC; the newest state of a mode wins
+    /// (compared as a time).
+    #[serde(with = "time::serde::rfc3339")]
+    pub time: OffsetDateTime,
     /// `packs` or `read-data`: each has its own rotation.
     pub mode: String,
     pub slices: u32,

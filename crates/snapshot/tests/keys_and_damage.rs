@@ -10,15 +10,15 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use support::TestRepo;
 use vtool_snapshot::age::x25519::Identity;
 use vtool_snapshot::keys::{load_identity, save_identity};
-use vtool_snapshot::pack::{pack_name, PackWriter};
+use vtool_snapshot::pack::PackWriter;
 use vtool_snapshot::reader::BlobReader;
 use vtool_snapshot::repofile::{
     BlobKind, IndexFile, IndexedPack, Node, NodeKind, Snapshot, SnapshotSummary, Tree,
     FORMAT_VERSION,
 };
 use vtool_snapshot::{
-    backup, blob, crypto, merkle, restore, tree, BackupOptions, Error, Id, NoProgress, Repository,
-    RestoreOptions,
+    backup, blob, crypto, merkle, restore, tree, BackupOptions, Error, FileType, Id, NoProgress,
+    Repository, RestoreOptions,
 };
 use vtool_testkit::node::make_validator_dir;
 use vtool_testkit::tree::{assert_same_tree, copy_tree, diff_listings, listing, Kind};
@@ -382,7 +382,7 @@ fn crafted_snapshot_with_traversal_name_is_refused_on_restore() {
         let pack = w.finish().expect("finish");
         t.repo
             .backend()
-            .put(&pack_name(&pack.id), &pack.bytes)
+            .put(&FileType::Pack.name(&pack.id), &pack.bytes)
             .expect("put pack");
         t.repo
             .save_index(&IndexFile {

@@ -5,9 +5,8 @@ use std::fs;
 use std::path::PathBuf;
 
 use vtool_snapshot::age::x25519::Identity;
-use vtool_snapshot::pack::pack_name;
 use vtool_snapshot::repofile::BlobKind;
-use vtool_snapshot::{backup, BackupOptions, Id, NoProgress, Repository};
+use vtool_snapshot::{backup, BackupOptions, FileType, Id, NoProgress, Repository};
 use vtool_testkit::Rng;
 use vtool_transfer::{Backend, LocalBackend};
 use vtool_verify::{check, CheckOptions, CheckReport, ProblemKind, Subset};
@@ -121,7 +120,7 @@ impl Fixture {
             .collect();
         packs.sort();
         let id = packs[0];
-        (id, self.repo_path().join(pack_name(&id)))
+        (id, self.repo_path().join(FileType::Pack.name(&id)))
     }
 
     fn index_files(&self) -> Vec<PathBuf> {
@@ -214,7 +213,7 @@ fn flipped_byte_in_a_data_pack() {
     assert!(!p.ok);
     assert_eq!(kinds(&p), vec![ProblemKind::PackHash], "{:#?}", p.problems);
     assert_eq!(p.problems[0].pack.as_deref(), Some(id.to_hex().as_str()));
-    assert_eq!(p.problems[0].object, pack_name(&id));
+    assert_eq!(p.problems[0].object, FileType::Pack.name(&id));
 
     let r = f.read_data();
     assert!(!r.ok);
@@ -285,7 +284,7 @@ fn deleted_pack_names_the_files() {
         s.problems
     );
     assert!(s.problems[0].damaged.is_empty(), "needs the identity");
-    assert_eq!(s.problems[0].object, pack_name(&id));
+    assert_eq!(s.problems[0].object, FileType::Pack.name(&id));
 
     let s = f.structure(true);
     assert!(!s.ok);
@@ -410,13 +409,13 @@ fn unreferenced_packs_are_a_note() {
     let f = Fixture::new();
     let data = b"left by a crashed backup".to_vec();
     let id = Id::hash(&data);
-    let dest = f.repo_path().join(pack_name(&id));
+    let dest = f.repo_path().join(FileType::Pack.name(&id));
     fs::create_dir_all(dest.parent().expect("parent")).expect("mkdir");
     fs::write(&dest, &data).expect("write");
     let s = f.structure(true);
     assert_healthy(&s);
     assert_eq!(s.unreferenced.len(), 1);
-    assert_eq!(s.unreferenced[0].object, pack_name(&id));
+    assert_eq!(s.unreferenced[0].object, FileType::Pack.name(&id));
     assert_healthy(&f.packs());
 }
 

@@ -9,9 +9,9 @@ use crossbeam_channel::{Receiver, Sender};
 use crate::blob::EncodedBlob;
 use crate::index::MasterIndex;
 use crate::keys::BackupKey;
-use crate::pack::{pack_name, FinishedPack, PackWriter};
+use crate::pack::{FinishedPack, PackWriter};
 use crate::repofile::{BlobKind, IndexFile, IndexedPack, FORMAT_VERSION};
-use crate::{Error, Id, Repository, Result};
+use crate::{Error, FileType, Id, Repository, Result};
 
 /// Packs stored before an index file lists them (all are listed at the end).
 const PACKS_PER_INDEX: usize = 64;
@@ -43,7 +43,9 @@ impl Engine<'_> {
     }
 
     pub(super) fn upload(&self, pack: FinishedPack) -> Result<()> {
-        self.repo.backend().put(&pack_name(&pack.id), &pack.bytes)?;
+        self.repo
+            .backend()
+            .put(&FileType::Pack.name(&pack.id), &pack.bytes)?;
         *self.stored_bytes.lock().map_err(Error::poisoned)? += pack.bytes.len() as u64;
         self.new_packs
             .lock()

@@ -6,9 +6,9 @@ use std::io::{Cursor, Read, Seek, SeekFrom};
 
 use rayon::prelude::*;
 use vtool_snapshot::keys::RestoreKey;
-use vtool_snapshot::pack::{blob_slice, pack_name, read_trailer};
+use vtool_snapshot::pack::{blob_slice, read_trailer};
 use vtool_snapshot::repofile::{ChunkerParams, PackedBlob};
-use vtool_snapshot::{blob, crypto, Id, Progress};
+use vtool_snapshot::{blob, crypto, FileType, Id, Progress};
 
 use super::{get_opt, CheckError, Checker, ProblemKind};
 
@@ -45,7 +45,7 @@ impl Checker {
         let results = pool.install(|| selected
             .par_iter()
             .map(|(id, _)| -> Result<PackOutcome, CheckError> {
-                let name = pack_name(id);
+                let name = FileType::Pack.name(id);
                 let Some(stored) = get_opt(backend, &name)? else {
                     return Ok(PackOutcome::default());
                 };
@@ -84,7 +84,13 @@ impl Checker {
             self.report.counts.bytes_read += out.bytes;
             self.report.counts.blobs_checked += out.blobs_checked;
             for f in out.found {
-                let p = self.problem(f.kind, pack_name(id), Some(*id), f.blob, f.message);
+                let p = self.problem(
+                    f.kind,
+                    FileType::Pack.name(id),
+                    Some(*id),
+                    f.blob,
+                    f.message,
+                );
                 if let Some(b) = f.blob {
                     self.blob_problems.entry(b).or_insert(p);
                 }

@@ -5,26 +5,25 @@
 use rayon::prelude::*;
 use vtool_snapshot::index::decode_index;
 use vtool_snapshot::keys::RestoreKey;
-use vtool_snapshot::pack::{pack_name, parse_pack_name};
 use vtool_snapshot::repofile::{BlobKind, CheckState, IndexFile};
 use vtool_snapshot::sealed::{Sealed, SealedKind};
-use vtool_snapshot::{Id, Repository};
+use vtool_snapshot::{FileType, Id, Repository};
 
 use super::{get_opt, CheckError, Checker, DamagedPath, IndexedInfo, ProblemKind, Unreferenced};
 
 impl Checker {
-    /// Fetch every object of `dir` in parallel, checking its name is its BLAKE3.
-    /// Returns (name, bytes, name matches) for the objects still present.
+    /// Fetch every object of a content-addressed kind in parallel, checking its name is its
+    /// BLAKE3. Returns (name, bytes, name matches) for the objects still present.
     #[allow(clippy::type_complexity)]
-    fn fetch_named(&self, dir: &str) -> Result<Vec<(String, Vec<u8>, bool)>, CheckError> {
-        let mut objects = self.backend.list(dir)?;
+    fn fetch_named(&self, kind: FileType) -> Result<Vec<(String, Vec<u8>, bool)>, CheckError> {
+        let mut objects = self.backend.list(kind.dir())?;
         objects.sort_by(|a, b| a.name.cmp(&b.name));
         let backend = self.backend.as_ref();
         let fetched = objects
             .par_iter()
             .map(|o| -> Result<_, CheckError> {
                 Ok(get_opt(backend, &o.name)?.map(|d| {
-                    let ok = o.name == format!("{dir}/{}", Id::hash(&d));
+                    let ok = kind.named_right(&o.name, &d);
                     (o.name.clone(), d, ok)
                 }))
             })
@@ -33,7 +32,7 @@ impl Checker {
     }
 
     pub(super) fn check_keys(&mut self) -> Result<(), CheckError> {
-        let keys = self.fetch_named("keys")?;
+        let keys = self.fetch_named(FileType::Key)?;
         self.report.counts.keys = keys.len() as u64;
         if keys.is_empty() {
             self.problem(
@@ -59,7 +58,7 @@ impl Checker {
     }
 
     pub(super) fn check_indexes(&mut self) -> Result<(), CheckError> {
-        let indexes = self.fetch_named("index")?;
+        let indexes = self.fetch_named(FileType::Index)?;
         self.report.counts.indexes = indexes.len() as u64;
         let decoded: Vec<_> = indexes
             .into_par_iter()
@@ -179,7 +178,7 @@ impl Checker {
 
     /// Check state objects only schedule work, but a damaged one is still damage.
     pub(super) fn check_states(&mut self) -> Result<(), CheckError> {
-        for (name, data, ok) in self.fetch_named("check")? {
+        for (name, data, ok) in self.fetch_named(FileType::CheckState)? {
             let why = if !ok {
                 "does not match its content hash (damaged)".to_string()
             } else if let Err(e) = serde_json::from_slice::<CheckState>(&data) {
@@ -199,7 +198,7 @@ impl Checker {
     }
 
     pub(super) fn check_snapshots(&mut self) -> Result<(), CheckError> {
-        let snaps = self.fetch_named("snapshots")?;
+        let snaps = self.fetch_named(FileType::Snapshot)?;
         self.report.counts.snapshots = snaps.len() as u64;
         for (name, data, ok) in snaps {
             if !ok {
@@ -263,7 +262,7 @@ impl Checker {
 
     pub(super) fn check_pack_structure(&mut self) -> Result<(), CheckError> {
         for obj in self.backend.list("packs")? {
-            match parse_pack_name(&obj.name) {
+            match FileType::Pack.id_of(&obj.name) {
                 Some(id) => {
                     self.present.insert(id, obj.size);
                 }
@@ -302,14 +301,14 @@ impl Checker {
         }
         found.sort_by_key(|f| f.1);
         for (kind, id, message) in found {
-            self.problem(kind, pack_name(&id), Some(id), None, message);
+            self.problem(kind, FileType::Pack.name(&id), Some(id), None, message);
         }
         let mut unreferenced: Vec<_> = self
             .present
             .iter()
             .filter(|(id, _)| !self.indexed.contains_key(id))
             .map(|(id, &size)| Unreferenced {
-                object: pack_name(id),
+                object: FileType::Pack.name(id),
                 size,
             })
             .collect();
@@ -327,9 +326,9 @@ mod tests {
     #[test]
     fn pack_names() {
         let id = Id::hash(b"x");
-        assert_eq!(parse_pack_name(&pack_name(&id)), Some(id));
+        assert_eq!(FileType::Pack.id_of(&FileType::Pack.name(&id)), Some(id));
         let hex = id.to_hex();
-        assert_eq!(parse_pack_name(&format!("packs/zz/{hex}")), None);
-        assert_eq!(parse_pack_name("packs/ab/short"), None);
+        assert_eq!(FileType::Pack.id_of(&format!("packs/zz/{hex}")), None);
+        assert_eq!(FileType::Pack.id_of("packs/ab/short"), None);
     }
 }

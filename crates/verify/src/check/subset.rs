@@ -3,10 +3,10 @@
 
 use std::fmt;
 use std::str::FromStr;
+use vtool_snapshot::FileType;
 
 use rayon::prelude::*;
 use vtool_snapshot::repofile::CheckState;
-use vtool_snapshot::Id;
 use vtool_transfer::{Backend, BackendError};
 
 use super::{CheckError, CheckOptions, Checker, SubsetRun};
@@ -76,9 +76,9 @@ const STATE_KIND: &str = "vtool-check-state";
 
 fn save_state(backend: &dyn Backend, state: &CheckState) -> Result<String, String> {
     let data = serde_json::to_vec_pretty(state).map_err(|e| e.to_string())?;
-    let name = format!("check/{}", Id::hash(&data));
-    match backend.put(&name, &data) {
-        Ok(()) | Err(BackendError::AlreadyExists(_)) => Ok(name),
+    let (_, name) = FileType::CheckState.name_of(&data);
+    match FileType::CheckState.store(backend, &data) {
+        Ok(_) | Err(BackendError::AlreadyExists(_)) => Ok(name),
         Err(e) => Err(e.to_string()),
     }
 }
@@ -88,7 +88,7 @@ fn newest_state(
     backend: &dyn Backend,
     mode: &str,
 ) -> Result<Option<(String, CheckState)>, CheckError> {
-    let objects = backend.list("check")?;
+    let objects = backend.list(FileType::CheckState.dir())?;
     let states = objects
         .par_iter()
         .filter(|o| o.size < 64 * 1024)
@@ -98,7 +98,7 @@ fn newest_state(
                 Err(BackendError::NotFound(_)) => return Ok(None),
                 Err(e) => return Err(e.into()),
             };
-            if o.name != format!("check/{}", Id::hash(&data)) {
+            if !FileType::CheckState.named_right(&o.name, &data) {
                 return Ok(None);
             }
             Ok(serde_json::from_slice::<CheckState>(&data)
@@ -152,7 +152,7 @@ impl Checker {
         let state = CheckState {
             kind: STATE_KIND.into(),
             version: 1,
-            time: vtool_snapshot::now_rfc3339(),
+            time: vtool_snapshot::time::OffsetDateTime::now_utc(),
             mode: self.report.level.clone(),
             slices: t,
             slice: n,

@@ -6,11 +6,10 @@ use std::collections::HashMap;
 
 use vtool_snapshot::index::MasterIndex;
 use vtool_snapshot::keys::RestoreKey;
-use vtool_snapshot::pack::pack_name;
 use vtool_snapshot::reader::BlobReader;
 use vtool_snapshot::repofile::{BlobKind, Node, NodeKind, Snapshot, SnapshotSummary};
 use vtool_snapshot::tree::MAX_DEPTH;
-use vtool_snapshot::{Id, Repository};
+use vtool_snapshot::{FileType, Id, Repository};
 
 use super::{Checker, DamagedPath, ProblemKind};
 
@@ -172,7 +171,7 @@ impl Checker {
                     None => {
                         let pack = w.master.get(tree_id).map(|l| l.pack);
                         let object = pack
-                            .map(|p| pack_name(&p))
+                            .map(|p| FileType::Pack.name(&p))
                             .unwrap_or_else(|| "index".into());
                         let p = self.problem(
                             ProblemKind::Tree,
@@ -248,7 +247,7 @@ impl Checker {
                 ),
                 (Some(loc), true) => self.problem(
                     ProblemKind::Blob,
-                    pack_name(&loc.pack),
+                    FileType::Pack.name(&loc.pack),
                     Some(loc.pack),
                     Some(*c),
                     "a file needs this blob as data, the index lists it as a tree".into(),
