@@ -223,16 +223,7 @@ fn run_inner(a: &Args) -> anyhow::Result<Outcome> {
         if !a.json {
             eprintln!("precopy      reading while the client runs (not a consistent snapshot)");
         }
-        let mut pre_opts = opts.clone();
-        pre_opts.tags.push("precopy".into());
-        pre_opts
-            .labels
-            .insert("consistency".into(), "precopy-incomplete".into());
-        // If the second pass fails, `latest` must not become this snapshot.
-        pre_opts.labels.insert(
-            vtool_snapshot::repofile::INCOMPLETE_LABEL.into(),
-            "true".into(),
-        );
+        let pre_opts = opts.precopy();
         // The precopy pass expects files to change: its warnings are noise.
         let progress = output::Bar::new("precopy").with_warnings(false);
         let report = vtool_snapshot::backup(&repo, &key, &pre_opts, &progress);
@@ -251,14 +242,9 @@ fn run_inner(a: &Args) -> anyhow::Result<Outcome> {
         run_hook("pre", pre).context("backup not started")?;
     }
 
-    let mut locks = plan.live_locks();
-    if !locks.is_empty() && a.pre.is_some() {
-        let deadline = Instant::now() + Duration::from_secs(a.lock_wait);
-        while !locks.is_empty() && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(200));
-            locks = plan.live_locks();
-        }
-    }
+    // Only a pre hook can make held locks go away, so only then is waiting worth it.
+    let wait = Duration::from_secs(if a.pre.is_some() { a.lock_wait } else { 0 });
+    let locks = plan.live_locks_after(wait);
     if !locks.is_empty() {
         let list: Vec<String> = locks
             .iter()
@@ -279,10 +265,7 @@ fn run_inner(a: &Args) -> anyhow::Result<Outcome> {
              may NOT be consistent:\n{}",
             list.join("\n")
         );
-        opts.labels
-            .insert("consistency".into(), "live-locks-ignored".into());
-        let paths: Vec<String> = locks.iter().map(|l| l.path.display().to_string()).collect();
-        opts.labels.insert("live_locks".into(), paths.join(","));
+        opts.labels.extend(BackupPlan::live_lock_labels(&locks));
     }
 
     let progress = output::Bar::new("scanning");

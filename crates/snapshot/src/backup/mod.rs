@@ -41,6 +41,22 @@ pub struct BackupOptions {
     pub cache_base: Option<PathBuf>,
 }
 
+impl BackupOptions {
+    /// The options of a first pass read while the client still runs (`--live-precopy`):
+    /// tagged `precopy`, labelled `consistency=precopy-incomplete` and incomplete, so
+    /// `latest` never becomes it. It fills the repository and the files cache, so the real
+    /// pass reads only what changed since.
+    pub fn precopy(&self) -> BackupOptions {
+        let mut opts = self.clone();
+        opts.tags.push("precopy".into());
+        opts.labels
+            .insert("consistency".into(), "precopy-incomplete".into());
+        opts.labels
+            .insert(crate::repofile::INCOMPLETE_LABEL.into(), "true".into());
+        opts
+    }
+}
+
 /// Something the user should know about, without stopping the backup.
 #[derive(Debug, Clone, Serialize)]
 pub struct Warning {

@@ -190,6 +190,27 @@ impl BackupPlan {
         locks
     }
 
+    /// [`BackupPlan::live_locks`], polled for up to `wait` until none is held (a pre hook
+    /// stopping the client takes a moment to release them).
+    pub fn live_locks_after(&self, wait: std::time::Duration) -> Vec<LiveLock> {
+        let deadline = std::time::Instant::now() + wait;
+        let mut locks = self.live_locks();
+        while !locks.is_empty() && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(200));
+            locks = self.live_locks();
+        }
+        locks
+    }
+
+    /// Labels of a snapshot taken although `locks` were held: it may not be consistent.
+    pub fn live_lock_labels(locks: &[LiveLock]) -> BTreeMap<String, String> {
+        let paths: Vec<String> = locks.iter().map(|l| l.path.display().to_string()).collect();
+        BTreeMap::from([
+            ("consistency".to_string(), "live-locks-ignored".to_string()),
+            ("live_locks".to_string(), paths.join(",")),
+        ])
+    }
+
     /// Is `path` inside a rebuildable rule of a profile (left out by `skip_rebuildable`)?
     fn left_out(&self, path: &Path) -> bool {
         self.targets.iter().any(|t| {
