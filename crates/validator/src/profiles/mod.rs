@@ -24,7 +24,9 @@ mod live;
 mod plan;
 mod version;
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::{LazyLock, Mutex};
 
 use serde::Serialize;
 
@@ -209,7 +211,16 @@ pub fn glob(pattern: &str) -> Result<globset::GlobMatcher, globset::Error> {
 /// Match a relative `/`-separated path against a profile glob ([`glob`]'s dialect; `dir/**`
 /// matches what is inside `dir`, not `dir` itself). An invalid pattern matches nothing.
 pub fn glob_match(pattern: &str, path: &str) -> bool {
-    glob(pattern).is_ok_and(|m| m.is_match(path))
+    // Compiled once per pattern: live-lock scans match every file name of a node against
+    // a handful of patterns, and compiling is far dearer than matching.
+    static COMPILED: LazyLock<Mutex<HashMap<String, Option<globset::GlobMatcher>>>> =
+        LazyLock::new(Default::default);
+    let mut compiled = COMPILED.lock().unwrap_or_else(|e| e.into_inner());
+    compiled
+        .entry(pattern.to_string())
+        .or_insert_with(|| glob(pattern).ok())
+        .as_ref()
+        .is_some_and(|m| m.is_match(path))
 }
 
 fn has_wildcard(s: &str) -> bool {
