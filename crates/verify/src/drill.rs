@@ -8,11 +8,9 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use vtool_snapshot::keys::RestoreKey;
-use vtool_snapshot::reader::BlobReader;
-use vtool_snapshot::repofile::{DrillCommand, DrillRecord, DrillRestore, Snapshot};
-use vtool_snapshot::sealed::Sealed;
-use vtool_snapshot::{Id, Progress, Repository, RestoreOptions};
+use vtool_snapshot::reader::OpenedSnapshot;
+use vtool_snapshot::repofile::{DrillCommand, DrillRecord, DrillRestore};
+use vtool_snapshot::{Progress, RestoreOptions};
 
 use crate::boot::{run_boot, why_failed, BootCommand};
 use crate::drill_record::{save_record, DRILL_KIND};
@@ -32,7 +30,6 @@ pub struct DrillOptions {
     pub target: Option<PathBuf>,
     pub boots: Vec<BootCommand>,
     pub keep: KeepDir,
-    pub cache_base: Option<PathBuf>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -58,13 +55,12 @@ pub struct DrillRun {
 
 /// Run a drill of `snapshot` (object `snapshot_id`) and store its record.
 pub fn drill(
-    repo: &Repository,
-    key: &RestoreKey,
-    snapshot_id: Id,
-    snapshot: &Sealed<Snapshot>,
+    opened: &OpenedSnapshot,
     opts: &DrillOptions,
     progress: &dyn Progress,
 ) -> Result<DrillRun, DrillError> {
+    let (repo, key, snapshot_id, snapshot) =
+        (&opened.repo, &opened.key, opened.id, &opened.snapshot);
     let started = Instant::now();
     let (dir, created) = prepare_dir(opts.target.as_deref())?;
     let mut record = DrillRecord {
@@ -83,7 +79,7 @@ pub fn drill(
         failure: None,
         vtool_version: env!("CARGO_PKG_VERSION").into(),
     };
-    let mut failure = restore_and_verify(repo, key, snapshot, &dir, opts, progress, &mut record);
+    let mut failure = restore_and_verify(opened, &dir, progress, &mut record);
     for (i, boot) in opts.boots.iter().enumerate() {
         let command = if failure.is_none() {
             progress.stage(
@@ -154,26 +150,19 @@ fn prepare_dir(target: Option<&Path>) -> Result<(PathBuf, bool), DrillError> {
 
 /// Restore and prove the restored tree; `None` when both succeeded, else why not.
 fn restore_and_verify(
-    repo: &Repository,
-    key: &RestoreKey,
-    snapshot: &Sealed<Snapshot>,
+    opened: &OpenedSnapshot,
     dir: &Path,
-    opts: &DrillOptions,
     progress: &dyn Progress,
     record: &mut DrillRecord,
 ) -> Option<String> {
     let restore_started = Instant::now();
+    let snapshot = &opened.snapshot;
     let ropts = RestoreOptions {
         target: dir.to_path_buf(),
-        cache_base: opts.cache_base.clone(),
         ..Default::default()
     };
-    let index = match repo.load_index_cached(opts.cache_base.as_deref()) {
-        Ok(i) => i,
-        Err(e) => return Some(format!("restore failed: {e}")),
-    };
-    // One reader for restoring and verifying: the index is loaded and the trees decrypted once.
-    let reader = BlobReader::new(repo, key, &index);
+    // One reader for restoring and verifying: the trees are decrypted once.
+    let reader = opened.reader();
     let report = match vtool_snapshot::restore_from(&reader, snapshot, &ropts, progress) {
         Ok(r) => r,
         Err(e) => return Some(format!("restore failed: {e}")),

@@ -82,9 +82,8 @@ pub fn run(a: Args) -> anyhow::Result<Outcome> {
     if boots.is_empty() && !a.json {
         eprintln!("note: no --boot command: the drill proves the bytes but starts nothing on them");
     }
-    let repo = a.repo.open()?;
-    let key = a.identity.unlock(&repo)?;
-    let (id, snap) = super::find_snapshot(&repo, &a.snapshot, Some(&key.chunk_key))?;
+    let opened = super::open_snapshot(&a.repo, &a.identity, &a.snapshot, a.no_cache)?;
+    let (id, snap) = (opened.id, &opened.snapshot);
     let opts = DrillOptions {
         target: a.target.clone(),
         boots,
@@ -95,10 +94,9 @@ pub fn run(a: Args) -> anyhow::Result<Outcome> {
         } else {
             KeepDir::Never
         },
-        cache_base: super::cache_base(a.no_cache),
     };
     let progress = output::Bar::new("restoring").with_stages(!a.json);
-    let run = vtool_verify::drill(&repo, &key, id, &snap, &opts, &progress);
+    let run = vtool_verify::drill(&opened, &opts, &progress);
     progress.finish();
     let run = run?;
     let r = &run.record;

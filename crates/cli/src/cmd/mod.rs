@@ -68,18 +68,28 @@ pub struct SnapshotArgs {
 impl SnapshotArgs {
     /// Open the repository, unlock it, find and authenticate the snapshot, load the index.
     pub fn open_reader(&self) -> anyhow::Result<vtool_snapshot::reader::OpenedSnapshot> {
-        let repo = self.repo.open()?;
-        let key = self.identity.unlock(&repo)?;
-        let (id, snap) = find_snapshot(&repo, &self.snapshot, Some(&key.chunk_key))?;
-        let cache = cache_base(self.no_cache);
-        Ok(vtool_snapshot::reader::OpenedSnapshot::open(
-            repo,
-            key,
-            id,
-            snap,
-            cache.as_deref(),
-        )?)
+        open_snapshot(&self.repo, &self.identity, &self.snapshot, self.no_cache)
     }
+}
+
+/// [`SnapshotArgs::open_reader`] for commands whose snapshot argument differs.
+pub fn open_snapshot(
+    repo: &RepoArg,
+    identity: &IdentityArg,
+    spec: &str,
+    no_cache: bool,
+) -> anyhow::Result<vtool_snapshot::reader::OpenedSnapshot> {
+    let repo = repo.open()?;
+    let key = identity.unlock(&repo)?;
+    let (id, snap) = find_snapshot(&repo, spec, Some(&key.chunk_key))?;
+    let cache = cache_base(no_cache);
+    Ok(vtool_snapshot::reader::OpenedSnapshot::open(
+        repo,
+        key,
+        id,
+        snap,
+        cache.as_deref(),
+    )?)
 }
 
 /// Find a snapshot by id prefix or `latest` (authenticated when `key` is given), and say on
