@@ -464,3 +464,46 @@ fn check_reads_the_identity_from_the_environment() {
     assert_eq!(report["with_identity"], true, "{report}");
     assert_eq!(report["counts"]["snapshots_authenticated"], 1, "{report}");
 }
+
+#[test]
+fn backup_time_sets_the_snapshot_time_and_latest_follows_it() {
+    let env = Env::with_repo();
+    let src = env.path("node");
+    fs::create_dir_all(&src).expect("mkdir");
+    fs::write(src.join("f"), "x").expect("write");
+    // An import dated in the past, then today's backup: `latest` is today's.
+    let old = env.backup(&["--time", "2020-01-02T03:04:05.5Z", s(&src)]);
+    let new = env.backup(&[s(&src)]);
+    let snaps = env.snapshots();
+    let time_of = |id: &Value| {
+        snaps
+            .iter()
+            .find(|s| &s["id"] == id)
+            .map(|s| s["time"].clone())
+            .expect("listed")
+    };
+    assert_eq!(
+        time_of(&old["snapshot"]),
+        "2020-01-02T03:04:05.5Z",
+        "{snaps:?}"
+    );
+    let (repo, id) = (env.repo(), env.identity());
+    let out = env.run(&[
+        "restore",
+        "--repo",
+        &repo,
+        "--identity",
+        &id,
+        "latest",
+        "--target",
+        s(&env.path("t")),
+        "--json",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let restored: Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(restored["snapshot"], new["snapshot"]);
+
+    let out = env.backup_run(&["--time", "yesterday", s(&src)]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(text(&out).contains("RFC 3339"), "{}", text(&out));
+}

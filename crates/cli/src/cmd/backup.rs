@@ -52,6 +52,10 @@ pub struct Args {
     no_cache: bool,
     #[arg(long)]
     json: bool,
+    /// Record this time (RFC 3339, e.g. 2026-11-30T03:00:00Z) as the snapshot's time instead
+    /// of now: for importing older backups and trying retention policies.
+    #[arg(long, value_parser = parse_time)]
+    time: Option<time::OffsetDateTime>,
     /// Client profile of every path (see `vtool profiles`); detected per path when absent.
     #[arg(long)]
     profile: Option<String>,
@@ -131,6 +135,11 @@ pub fn run(a: Args) -> anyhow::Result<Outcome> {
         }
     }
     result
+}
+
+fn parse_time(text: &str) -> Result<time::OffsetDateTime, String> {
+    time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339)
+        .map_err(|e| format!("{e}; give an RFC 3339 time such as 2026-11-30T03:00:00Z"))
 }
 
 /// Run a hook with `sh -c`, its output on our stderr.
@@ -213,6 +222,7 @@ fn run_inner(a: &Args) -> anyhow::Result<Outcome> {
         excludes,
         labels,
         cache_base: super::cache_base(a.no_cache),
+        time: a.time,
     };
 
     let mut precopy_snapshot = None;

@@ -39,6 +39,8 @@ pub struct BackupOptions {
     pub labels: BTreeMap<String, String>,
     /// Base directory of the local cache; `None` disables it.
     pub cache_base: Option<PathBuf>,
+    /// The snapshot's time instead of now (imports of older backups, retention tests).
+    pub time: Option<time::OffsetDateTime>,
 }
 
 impl BackupOptions {
@@ -138,7 +140,7 @@ pub fn backup(
 
     let snapshot = Snapshot {
         version: FORMAT_VERSION,
-        time: time::OffsetDateTime::now_utc(),
+        time: opts.time.unwrap_or_else(time::OffsetDateTime::now_utc),
         hostname: crate::hostname(),
         username: std::env::var("USER").unwrap_or_default(),
         paths: scan
