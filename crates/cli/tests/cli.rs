@@ -487,18 +487,10 @@ fn backup_time_sets_the_snapshot_time_and_latest_follows_it() {
         "2020-01-02T03:04:05.5Z",
         "{snaps:?}"
     );
-    let (repo, id) = (env.repo(), env.identity());
-    let out = env.run(&[
+    let out = env.with_identity(
         "restore",
-        "--repo",
-        &repo,
-        "--identity",
-        &id,
-        "latest",
-        "--target",
-        s(&env.path("t")),
-        "--json",
-    ]);
+        &["latest", "--target", s(&env.path("t")), "--json"],
+    );
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     let restored: Value = serde_json::from_slice(&out.stdout).expect("json");
     assert_eq!(restored["snapshot"], new["snapshot"]);

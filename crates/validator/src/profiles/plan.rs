@@ -50,8 +50,8 @@ pub struct BackupPlan {
     pub targets: Vec<Target>,
     /// Globs of what `skip_rebuildable` leaves out (empty without it).
     pub excludes: Vec<String>,
-    /// Profile names in the order found.
-    pub profiles: Vec<&'static str>,
+    /// The profiles applied, each once, in the order found.
+    pub profiles: Vec<&'static Profile>,
     pub skip_rebuildable: bool,
 }
 
@@ -108,8 +108,8 @@ pub fn plan(
                 excludes.push(g);
             }
         }
-        if !profiles.contains(&p.name) {
-            profiles.push(p.name);
+        if !profiles.iter().any(|q: &&Profile| q.name == p.name) {
+            profiles.push(p);
         }
     }
     Ok(BackupPlan {
@@ -123,7 +123,8 @@ pub fn plan(
 impl BackupPlan {
     /// The `profile` label: the profile names, comma-separated.
     pub fn profile_label(&self) -> Option<String> {
-        (!self.profiles.is_empty()).then(|| self.profiles.join(","))
+        let names: Vec<&str> = self.profiles.iter().map(|p| p.name).collect();
+        (!names.is_empty()).then(|| names.join(","))
     }
 
     /// Snapshot labels: the profiles, the client version and whether rebuildable data was
@@ -146,8 +147,7 @@ impl BackupPlan {
     /// The clients' versions: `version_cmd`'s output when given, else each profile's binary
     /// asked in turn (`name: version; ...` when there are several).
     pub fn client_version(&self, version_cmd: Option<&str>) -> Option<String> {
-        let profiles: Vec<&'static Profile> =
-            self.profiles.iter().filter_map(|n| find(n)).collect();
+        let profiles = &self.profiles;
         if let Some(cmd) = version_cmd {
             return client_version(profiles.first().copied(), Some(cmd));
         }
@@ -249,7 +249,7 @@ mod tests {
     fn a_forced_profile_gives_its_excludes_and_labels() {
         let dir = PathBuf::from("/var/lib/node");
         let plan = plan(std::slice::from_ref(&dir), Some("geth"), true).expect("plan");
-        assert_eq!(plan.profiles, vec!["geth"]);
+        assert_eq!(plan.profile_label().as_deref(), Some("geth"));
         assert!(!plan.targets[0].detected);
         assert!(plan
             .excludes

@@ -77,8 +77,8 @@ const STATE_KIND: &str = "vtool-check-state";
 fn save_state(backend: &dyn Backend, state: &CheckState) -> Result<String, String> {
     let data = serde_json::to_vec_pretty(state).map_err(|e| e.to_string())?;
     let (_, name) = FileType::CheckState.name_of(&data);
-    match FileType::CheckState.store(backend, &data) {
-        Ok(_) | Err(BackendError::AlreadyExists(_)) => Ok(name),
+    match backend.put(&name, &data) {
+        Ok(()) | Err(BackendError::AlreadyExists(_)) => Ok(name),
         Err(e) => Err(e.to_string()),
     }
 }
