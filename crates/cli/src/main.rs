@@ -1,14 +1,19 @@
 //! `vtool`: back up, move and prove the restorability of validator nodes.
 //!
 //! Exit status: 0 success, 1 a check or gate said "no", 2 usage or environment error,
-//! 3 a data problem (damaged or missing objects, files not backed up or restored).
+//! 3 a data problem (damaged or missing objects, files not backed up or restored),
+//! 4 `vtool run` found another run holding this host's lock (after `--lock-wait`).
+//! `vtool run` otherwise exits with the worst status of its steps: 0 < 1 < 3 < 2.
 
 mod cmd;
+mod metrics;
 mod output;
 
+use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Instant;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
 #[derive(Parser)]
 #[command(
@@ -17,6 +22,13 @@ use clap::{Parser, Subcommand};
     about = "Back up, move and prove the restorability of validator nodes"
 )]
 struct Cli {
+    /// Record this run in a node_exporter textfile (merged with what it holds): commands
+    /// that work on a repository write their step's and the repository's metrics.
+    #[arg(long, global = true, env = "VTOOL_METRICS_FILE", value_name = "PATH")]
+    metrics_file: Option<PathBuf>,
+    /// The `step` label of those metrics (default: the command, e.g. `backup`, `check-packs`).
+    #[arg(long, global = true, value_name = "NAME")]
+    metrics_step: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -60,6 +72,12 @@ enum Command {
         #[command(subcommand)]
         command: cmd::slashing::Command,
     },
+    /// Do what vtool.toml says is due: backup, copy, forget+prune, check slice, drill.
+    Run(cmd::run::Args),
+    /// Print a shell completion script (bash, zsh, fish).
+    Completions(cmd::completions::Args),
+    /// Print the manual page, or write one per command with --dir.
+    Man(cmd::man::Args),
 }
 
 /// How a command ended, when it did not fail outright.
@@ -70,10 +88,19 @@ pub enum Outcome {
     No,
     /// Finished, but data was damaged or left out (exit 3).
     DataProblem,
+    /// Another `vtool run` holds this host's lock (exit 4).
+    Busy,
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let matches = Cli::command().get_matches();
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    let metrics_target = cli
+        .metrics_file
+        .as_ref()
+        .and_then(|_| metrics::target(&matches, cli.metrics_step.as_deref()));
+    let started = time::OffsetDateTime::now_utc();
+    let clock = Instant::now();
     let result = match cli.command {
         Command::Init(a) => cmd::init::run(a),
         Command::Backup(a) => cmd::backup::run(a),
@@ -89,18 +116,34 @@ fn main() -> ExitCode {
         Command::Slashing { command } => cmd::slashing::run(command),
         Command::Profiles(a) => cmd::profiles::run(a),
         Command::Repair { command } => cmd::repair::run(command),
+        Command::Run(a) => cmd::run::run(a, cli.metrics_file.clone()),
+        Command::Completions(a) => cmd::completions::run(a, Cli::command()),
+        Command::Man(a) => cmd::man::run(a, Cli::command()),
     };
+    let code = exit_code(result);
+    if let (Some(file), Some(target)) = (&cli.metrics_file, &metrics_target) {
+        metrics::record(file, target, started, clock.elapsed(), code);
+    }
+    ExitCode::from(code)
+}
+
+fn exit_code(result: anyhow::Result<Outcome>) -> u8 {
     match result {
-        Ok(Outcome::Ok) => ExitCode::SUCCESS,
-        Ok(Outcome::No) => ExitCode::from(1),
-        Ok(Outcome::DataProblem) => ExitCode::from(3),
+        Ok(Outcome::Ok) => 0,
+        Ok(Outcome::No) => 1,
+        Ok(Outcome::DataProblem) => 3,
+        Ok(Outcome::Busy) => vtool_ops::EXIT_BUSY,
         Err(err) => {
             eprintln!("error: {err:#}");
             let data = err.chain().any(|c| {
                 c.downcast_ref::<vtool_snapshot::Error>()
                     .is_some_and(|e| e.is_data_problem())
             });
-            ExitCode::from(if data { 3 } else { 2 })
+            if data {
+                3
+            } else {
+                2
+            }
         }
     }
 }

@@ -15,7 +15,7 @@ use time::OffsetDateTime;
 use crate::config::Config;
 use crate::schedule::{plan, PlannedStep, StepKind};
 use crate::state::StateDir;
-use crate::{facts, lock, metrics, ping, OpsError};
+use crate::{lock, metrics, ping, OpsError};
 
 pub struct RunOptions {
     /// The `vtool` binary the steps run.
@@ -281,12 +281,6 @@ pub fn summary(r: &RunReport) -> String {
         out.push_str(&format!("{:<20} {what}\n", s.step.key));
     }
     out
-}
-
-/// Repository-wide samples for a command that used `url` (used by every command's
-/// `--metrics-file`).
-pub fn repository_samples(url: &str) -> Result<Vec<metrics::Sample>, OpsError> {
-    facts::repository_samples(url, OffsetDateTime::now_utc())
 }
 
 #[cfg(test)]

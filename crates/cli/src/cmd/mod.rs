@@ -1,15 +1,18 @@
 pub mod backup;
 pub mod check;
 pub mod checksums;
+pub mod completions;
 pub mod copy;
 pub mod diff;
 pub mod drill;
 pub mod drills;
 pub mod init;
 pub mod keys;
+pub mod man;
 pub mod profiles;
 pub mod repair;
 pub mod restore;
+pub mod run;
 pub mod slashing;
 pub mod snapshots;
 
