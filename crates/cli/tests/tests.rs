@@ -12,6 +12,8 @@ mod fuzz;
 mod hostile;
 mod profiles;
 mod realistic_nodes;
+mod run_ops;
+mod run_packaging;
 mod sealed_objects;
 mod sftp_repo;
 mod thrash;
