@@ -144,7 +144,9 @@ fn truncated_pack_is_caught_by_structure() {
     let (env, src) = setup();
     let pack = largest_pack(&env);
     let data = fs::read(&pack).expect("read");
-    fs::write(&pack, &data[..data.len() - 1000]).expect("truncate");
+    // Half of it: the blobs after the cut are lost whatever the layout (a format 3 pack
+    // cut only in its trailer still restores, every blob being sealed on its own).
+    fs::write(&pack, &data[..data.len() / 2]).expect("truncate");
 
     let (code, r) = check(&env, &[]);
     assert_eq!(code, 3);

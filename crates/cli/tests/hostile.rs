@@ -258,7 +258,7 @@ fn pack_of(
     repo: &Repository,
     blobs: &[(Id, BlobKind, &EncodedBlob)],
 ) -> IndexedPack {
-    let mut w = PackWriter::new(recipients, 1 << 20).expect("pack");
+    let mut w = PackWriter::new(repo.pack_layout(), recipients, 1 << 20).expect("pack");
     for (id, kind, b) in blobs {
         w.add(*id, *kind, b).expect("add");
     }

@@ -10,7 +10,7 @@ use rayon::prelude::*;
 
 use crate::index::{BlobLocation, MasterIndex};
 use crate::keys::RestoreKey;
-use crate::pack::{blob_slice, decrypt_pack};
+use crate::pack::{blob_slice, unseal_blob, OpenedPack, PackLayout};
 use crate::repofile::{BlobKind, Snapshot, Tree};
 use crate::sealed::Sealed;
 use crate::{blob, crypto, merkle, tree, Error, FileType, Id, Repository, Result};
@@ -67,8 +67,8 @@ pub struct BlobReader<'a> {
     pub repo: &'a Repository,
     pub key: &'a RestoreKey,
     pub index: &'a MasterIndex,
-    /// Decrypted tree packs; they are small and read many times.
-    tree_packs: Mutex<HashMap<Id, Arc<Vec<u8>>>>,
+    /// Opened tree packs; they are small and read many times.
+    tree_packs: Mutex<HashMap<Id, Arc<OpenedPack>>>,
 }
 
 impl<'a> BlobReader<'a> {
@@ -81,17 +81,16 @@ impl<'a> BlobReader<'a> {
         }
     }
 
-    /// Fetch and decrypt a whole pack.
-    pub fn pack_plaintext(&self, pack: &Id) -> Result<Vec<u8>> {
+    /// Fetch a whole pack and open it (a stream pack is decrypted).
+    pub fn open_pack(&self, pack: &Id) -> Result<OpenedPack> {
         let stored = self.repo.backend().get(&FileType::Pack.name(pack))?;
-        decrypt_pack(&self.key.identity, pack, &stored)
+        OpenedPack::open(self.repo.pack_layout(), &self.key.identity, pack, stored)
     }
 
-    /// Decode one blob from a decrypted pack and check it against its id.
-    pub fn open_blob(&self, plain: &[u8], loc: &BlobLocation) -> Result<Vec<u8>> {
-        Ok(self
-            .decode_blob(blob_slice(plain, &loc.blob)?, loc)?
-            .into_owned())
+    /// Decode one blob from an opened pack and check it against its id.
+    pub fn open_blob(&self, pack: &OpenedPack, loc: &BlobLocation) -> Result<Vec<u8>> {
+        let encoded = pack.blob(&self.key.identity, &loc.blob)?;
+        Ok(self.decode_blob(&encoded, loc)?.into_owned())
     }
 
     /// Decrypt a pack front to back and hand `f` each blob of `wanted` (sorted by offset),
@@ -106,6 +105,18 @@ impl<'a> BlobReader<'a> {
         mut f: impl FnMut(usize, Result<&[u8]>) -> Result<()>,
     ) -> Result<()> {
         let stored = self.repo.backend().get(&FileType::Pack.name(pack))?;
+        if self.repo.pack_layout() == PackLayout::SealedBlobs {
+            for (i, loc) in wanted.iter().enumerate() {
+                let blob = blob_slice(&stored, &loc.blob)
+                    .and_then(|sealed| unseal_blob(&self.key.identity, sealed, &loc.blob, pack))
+                    .and_then(|encoded| Ok(self.decode_blob(&encoded, loc)?.into_owned()));
+                match blob {
+                    Ok(data) => f(i, Ok(&data))?,
+                    Err(e) => f(i, Err(e))?,
+                }
+            }
+            return Ok(());
+        }
         let what = format!("pack {}", pack.short());
         let mut stream = crypto::stream_reader(&self.key.identity, &stored[..], &what)?;
         let mut pos = 0u64;
@@ -174,12 +185,12 @@ impl<'a> BlobReader<'a> {
     }
 
     /// Read one blob from the first of its copies that verifies, with `plain` handing out
-    /// decrypted packs (the caller's cache). Only the last copy's error is returned.
+    /// opened packs (the caller's cache). Only the last copy's error is returned.
     pub fn read_blob(
         &self,
         id: &Id,
         kind: BlobKind,
-        plain: impl Fn(&Id) -> Result<Arc<Vec<u8>>>,
+        plain: impl Fn(&Id) -> Result<Arc<OpenedPack>>,
     ) -> Result<Vec<u8>> {
         let mut last = None;
         for loc in self.index.locate_all(id, kind)? {
@@ -290,8 +301,8 @@ impl<'a> BlobReader<'a> {
         Ok(tree)
     }
 
-    /// A decrypted tree pack, from the cache when it was read before.
-    fn tree_pack(&self, pack: &Id) -> Result<Arc<Vec<u8>>> {
+    /// An opened tree pack, from the cache when it was read before.
+    fn tree_pack(&self, pack: &Id) -> Result<Arc<OpenedPack>> {
         let cached = self
             .tree_packs
             .lock()
@@ -301,7 +312,7 @@ impl<'a> BlobReader<'a> {
         if let Some(p) = cached {
             return Ok(p);
         }
-        let p = Arc::new(self.pack_plaintext(pack)?);
+        let p = Arc::new(self.open_pack(pack)?);
         self.tree_packs
             .lock()
             .map_err(Error::poisoned)?

@@ -1,7 +1,7 @@
 //! Rebuilding indexes from the packs themselves (`vtool repair index`).
 //!
 //! Every pack ends in a trailer listing its blobs (see [`crate::pack::read_trailer`]), inside
-//! the age encryption, so a lost or damaged index costs nothing but a re-read: the packs that
+//! the age encryption (formats 1 and 2) or after the sealed blobs (format 3), so a lost or damaged index costs nothing but a re-read: the packs that
 //! no intact index lists are decrypted with the restore identity, their trailers checked
 //! (every entry inside the pack's data, and with [`RepairIndexOptions::verify_blobs`] every
 //! blob against its keyed id) and new index files written for them. Nothing is deleted or
@@ -12,6 +12,7 @@
 //! repository objects ([`Repository::save_index`]) from the format's own parts (pack
 //! trailers, index files); checking only reports.
 
+use std::borrow::Cow;
 use std::collections::HashSet;
 
 use rayon::prelude::*;
@@ -19,7 +20,7 @@ use serde::Serialize;
 use vtool_transfer::BackendError;
 
 use crate::keys::RestoreKey;
-use crate::pack::{blob_slice, decrypt_pack};
+use crate::pack::{blob_slice, decrypt_pack, split_trailer, unseal_blob, PackLayout};
 use crate::repofile::{ChunkerParams, IndexFile, IndexedPack, PackedBlob, FORMAT_VERSION};
 use crate::{blob, Error, FileType, Id, Progress, Repository, Result};
 
@@ -127,6 +128,7 @@ pub fn repair_index(
     );
 
     let chunker = repo.config().chunker;
+    let layout = repo.pack_layout();
     let pool = crate::reader::pack_fetch_pool()?;
     let scanned = pool.install(|| {
         todo.par_iter()
@@ -139,7 +141,7 @@ pub fn repair_index(
                     Err(e) => return Err(e.into()),
                 };
                 let size = stored.len() as u64;
-                let scanned = scan_pack(key, id, &stored, opts.verify_blobs, &chunker);
+                let scanned = scan_pack(layout, key, id, &stored, opts.verify_blobs, &chunker);
                 progress.advance(size);
                 Ok(match scanned {
                     Ok((blobs, bad)) => Scanned::Pack {
@@ -211,6 +213,7 @@ enum Scanned {
 /// as a whole cannot be trusted.
 #[allow(clippy::type_complexity)]
 fn scan_pack(
+    layout: PackLayout,
     key: &RestoreKey,
     id: &Id,
     stored: &[u8],
@@ -224,8 +227,15 @@ fn scan_pack(
             actual.short()
         ));
     }
-    let plain = decrypt_pack(&key.identity, id, stored).map_err(|e| reason(&e))?;
-    let (data, trailer) = split_trailer(&plain)?;
+    let plain;
+    let (data, trailer) = match layout {
+        // A format 3 trailer is plaintext; the blobs are decrypted one by one to verify them.
+        PackLayout::SealedBlobs => split_trailer(stored).map_err(|e| reason(&e))?,
+        PackLayout::Stream => {
+            plain = decrypt_pack(&key.identity, id, stored).map_err(|e| reason(&e))?;
+            split_trailer(&plain).map_err(|e| reason(&e))?
+        }
+    };
     let mut keep = Vec::with_capacity(trailer.len());
     let mut bad = Vec::new();
     let mut seen = HashSet::new();
@@ -233,11 +243,16 @@ fn scan_pack(
         let checked = blob_slice(data, &b)
             .map_err(|_| "the trailer places it outside the pack's data".to_string())
             .and_then(|stored| {
-                if verify {
-                    verify_blob(key, stored, &b, chunker)
-                } else {
-                    Ok(())
+                if !verify {
+                    return Ok(());
                 }
+                let encoded = match layout {
+                    PackLayout::Stream => Cow::Borrowed(stored),
+                    PackLayout::SealedBlobs => Cow::Owned(
+                        unseal_blob(&key.identity, stored, &b, id).map_err(|e| reason(&e))?,
+                    ),
+                };
+                verify_blob(key, &encoded, &b, chunker)
             });
         match checked {
             Ok(()) if seen.insert(b.id) => keep.push(b),
@@ -246,19 +261,6 @@ fn scan_pack(
         }
     }
     Ok((keep, bad))
-}
-
-/// The pack's blob data and its trailer's entries.
-fn split_trailer(plain: &[u8]) -> std::result::Result<(&[u8], Vec<PackedBlob>), String> {
-    let blobs = crate::pack::read_trailer(plain).map_err(|e| reason(&e))?;
-    // read_trailer succeeded, so the length word and the trailer are within `plain`.
-    let len_at = plain.len() - 4;
-    let len = plain
-        .get(len_at..)
-        .and_then(|b| b.try_into().ok())
-        .map(u32::from_le_bytes)
-        .ok_or("pack trailer is damaged")? as usize;
-    Ok((&plain[..len_at - len], blobs))
 }
 
 fn verify_blob(
@@ -308,7 +310,8 @@ mod tests {
             raw_length,
             compressed,
         };
-        let mut w = PackWriter::new(&new.backup_key.recipients, 1024).expect("writer");
+        let mut w =
+            PackWriter::new(repo.pack_layout(), &new.backup_key.recipients, 1024).expect("writer");
         let good = chunk_key.blob_id(b"good chunk");
         w.add(good, BlobKind::Data, &raw(b"good chunk", 10, false))
             .expect("add");

@@ -7,7 +7,7 @@ use time::OffsetDateTime;
 use crate::Id;
 
 /// Version of the repository format written by this build.
-pub const FORMAT_VERSION: u32 = 2;
+pub const FORMAT_VERSION: u32 = 3;
 
 /// `config`: written once by `init`; from format 2 on a sealed object (see [`crate::sealed`]).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]

@@ -6,6 +6,7 @@ use vtool_transfer::{Backend, BackendError};
 use crate::cache::Cache;
 use crate::index::{decode_index, encode_index, MasterIndex};
 use crate::keys::{BackupKey, ChunkKey, RestoreKey};
+use crate::pack::PackLayout;
 use crate::repofile::{Config, IndexFile, KeyObject, Snapshot, FORMAT_VERSION};
 use crate::sealed::{list_sealed, seal, Sealed, SealedKind, SealedListing};
 use crate::{chunker, crypto, Error, FileType, Id, Result};
@@ -100,6 +101,11 @@ impl Repository {
         &self.config
     }
 
+    /// How this repository's packs hold their blobs (from its format).
+    pub fn pack_layout(&self) -> PackLayout {
+        PackLayout::for_format(self.config.version)
+    }
+
     /// Whether the config carries a MAC (format 2 on); a format 1 config cannot be
     /// authenticated.
     pub fn config_is_sealed(&self) -> bool {
@@ -112,9 +118,9 @@ impl Repository {
     pub fn authenticate_config(&self, key: &ChunkKey, key_format: u32) -> Result<()> {
         if self.config.is_unsealed() {
             if key_format >= 2 {
-                return Err(Error::Corrupt(
-                    "config authentication failed: the key is for format 2 but the config is not sealed; it was replaced by someone without the keys. Bring `config` back from another copy of the repository".into(),
-                ));
+                return Err(Error::Corrupt(format!(
+                    "config authentication failed: the key is for format {key_format} but the config is not sealed; it was replaced by someone without the keys. Bring `config` back from another copy of the repository"
+                )));
             }
             return Ok(());
         }

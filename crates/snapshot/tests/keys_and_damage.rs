@@ -10,14 +10,14 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use support::TestRepo;
 use vtool_snapshot::age::x25519::Identity;
 use vtool_snapshot::keys::{load_identity, save_identity};
-use vtool_snapshot::pack::PackWriter;
+use vtool_snapshot::pack::{self, PackWriter};
 use vtool_snapshot::reader::BlobReader;
 use vtool_snapshot::repofile::{
     BlobKind, IndexFile, IndexedPack, Node, NodeKind, Snapshot, SnapshotSummary, Tree,
     FORMAT_VERSION,
 };
 use vtool_snapshot::{
-    backup, blob, crypto, merkle, restore, tree, BackupOptions, Error, FileType, Id, NoProgress,
+    backup, blob, merkle, restore, tree, BackupOptions, Error, FileType, Id, NoProgress,
     Repository, RestoreOptions,
 };
 use vtool_testkit::node::make_validator_dir;
@@ -84,12 +84,18 @@ fn backup_key_alone_cannot_restore() {
     assert!(!packs.is_empty());
     for (name, _) in &packs {
         let data = t.local().get(name).expect("get pack");
-        match crypto::decrypt(&Identity::generate(), &data, "pack") {
-            Err(Error::WrongKey(_)) => {}
-            Err(e) => panic!("expected WrongKey, got {e}"),
-            Ok(_) => panic!("a foreign identity decrypted {name}"),
+        let id = FileType::Pack.id_of(name).expect("pack name");
+        let blobs = pack::read_trailer(&data).expect("a format 3 trailer is plaintext");
+        assert!(!blobs.is_empty());
+        for b in &blobs {
+            let sealed = pack::blob_slice(&data, b).expect("blob inside its pack");
+            match pack::unseal_blob(&Identity::generate(), sealed, b, &id) {
+                Err(Error::WrongKey(_)) => {}
+                Err(e) => panic!("expected WrongKey, got {e}"),
+                Ok(_) => panic!("a foreign identity decrypted a blob of {name}"),
+            }
+            pack::unseal_blob(&t.identity, sealed, b, &id).expect("the identity decrypts blobs");
         }
-        crypto::decrypt(&t.identity, &data, "pack").expect("the identity decrypts packs");
     }
 }
 
@@ -374,7 +380,8 @@ fn crafted_snapshot_with_traversal_name_is_refused_on_restore() {
         };
         let tree_bytes = tree::encode_tree(&tree).expect("encode");
         let tree_id = key.chunk_key.blob_id(&tree_bytes);
-        let mut w = PackWriter::new(&key.recipients, 1 << 16).expect("pack writer");
+        let mut w =
+            PackWriter::new(t.repo.pack_layout(), &key.recipients, 1 << 16).expect("pack writer");
         w.add(chunk, BlobKind::Data, &blob::encode(data.clone(), 3))
             .expect("add");
         w.add(tree_id, BlobKind::Tree, &blob::encode(tree_bytes, 3))

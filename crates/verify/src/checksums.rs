@@ -17,6 +17,7 @@ use std::sync::{Arc, Mutex};
 use rayon::prelude::*;
 use serde::Serialize;
 use sha2::Digest;
+use vtool_snapshot::pack::OpenedPack;
 use vtool_snapshot::reader::BlobReader;
 use vtool_snapshot::repofile::{BlobKind, Node, NodeKind, Snapshot};
 use vtool_snapshot::sealed::Sealed;
@@ -150,7 +151,7 @@ fn collect_files(
 /// per thread serve nearly every chunk without decrypting a pack twice.
 struct PackCache {
     capacity: usize,
-    packs: Mutex<VecDeque<(Id, Arc<Vec<u8>>)>>,
+    packs: Mutex<VecDeque<(Id, Arc<OpenedPack>)>>,
 }
 
 impl PackCache {
@@ -161,7 +162,7 @@ impl PackCache {
         }
     }
 
-    fn get(&self, reader: &BlobReader, pack: &Id) -> Result<Arc<Vec<u8>>> {
+    fn get(&self, reader: &BlobReader, pack: &Id) -> Result<Arc<OpenedPack>> {
         let poisoned = || Error::Corrupt("pack cache lock poisoned".into());
         if let Some((_, p)) = self
             .packs
@@ -172,7 +173,7 @@ impl PackCache {
         {
             return Ok(p.clone());
         }
-        let plain = Arc::new(reader.pack_plaintext(pack)?);
+        let plain = Arc::new(reader.open_pack(pack)?);
         let mut packs = self.packs.lock().map_err(|_| poisoned())?;
         if packs.len() >= self.capacity {
             packs.pop_front();

@@ -221,6 +221,11 @@ fn fuzz_pack_decryption() {
 }
 
 #[test]
+fn fuzz_sealed_pack_decryption() {
+    repo_objects::sealed_pack_decryption();
+}
+
+#[test]
 fn fuzz_index() {
     repo_objects::index();
 }

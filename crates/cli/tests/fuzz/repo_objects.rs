@@ -13,7 +13,9 @@ use vtool_snapshot::chunker::{Chunker, DEFAULT_PARAMS};
 use vtool_snapshot::index::{decode_index, encode_index, MasterIndex};
 use vtool_snapshot::keys::{parse_recipients, ChunkKey};
 use vtool_snapshot::merkle::{node_hash, tree_hash};
-use vtool_snapshot::pack::{blob_slice, decrypt_pack, read_trailer, PackWriter};
+use vtool_snapshot::pack::{
+    blob_slice, decrypt_pack, read_trailer, unseal_blob, PackLayout, PackWriter,
+};
 use vtool_snapshot::repofile::{
     BlobKind, DrillCommand, DrillRecord, DrillRestore, IndexFile, IndexedPack, Node, NodeKind,
     PackTrailer, PackedBlob, Snapshot, SnapshotSummary, Tree, FORMAT_VERSION,
@@ -102,7 +104,8 @@ pub fn pack_trailer() {
 
 pub fn pack_decryption() {
     let identity = Identity::generate();
-    let mut writer = PackWriter::new(&[identity.to_public()], 1 << 16).expect("writer");
+    let mut writer =
+        PackWriter::new(PackLayout::Stream, &[identity.to_public()], 1 << 16).expect("writer");
     for (p, b) in sample_blobs() {
         writer.add(p.id, p.kind, &b).expect("add");
     }
@@ -117,6 +120,45 @@ pub fn pack_decryption() {
         prop_assert!(data == original, "a changed pack decrypted");
         read_plaintext(&plain);
         Ok(true)
+    });
+}
+
+/// A format 3 pack (each blob sealed on its own, the trailer in plaintext): whatever the
+/// bytes, a blob decrypts only if its own sealed bytes are unchanged.
+pub fn sealed_pack_decryption() {
+    let identity = Identity::generate();
+    let mut writer =
+        PackWriter::new(PackLayout::SealedBlobs, &[identity.to_public()], 1 << 16).expect("writer");
+    for (p, b) in sample_blobs() {
+        writer.add(p.id, p.kind, &b).expect("add");
+    }
+    let pack = writer.finish().expect("finish");
+    let original = pack.bytes.clone();
+    let listed = pack.blobs.clone();
+    let pack_id = pack.id;
+    fuzz("sealed-pack-decryption", inputs(vec![pack.bytes]), |data| {
+        let data = data.0;
+        // The reader's own path: the trailer, then every blob it lists.
+        if let Ok(blobs) = read_trailer(&data) {
+            for b in &blobs {
+                if let Ok(sealed) = blob_slice(&data, b) {
+                    if let Ok(encoded) = unseal_blob(&identity, sealed, b, &pack_id) {
+                        let _ = blob::decode(&encoded, b, &DEFAULT_PARAMS);
+                    }
+                }
+            }
+        }
+        let mut opened = false;
+        for b in &listed {
+            let (Ok(now), Ok(was)) = (blob_slice(&data, b), blob_slice(&original, b)) else {
+                continue;
+            };
+            if unseal_blob(&identity, now, b, &pack_id).is_ok() {
+                prop_assert!(now == was, "a changed blob decrypted");
+                opened = true;
+            }
+        }
+        Ok(opened)
     });
 }
 

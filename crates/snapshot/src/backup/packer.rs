@@ -87,13 +87,14 @@ impl Engine<'_> {
     pub(super) fn packer(&self, rx: Receiver<NewBlob>, done: Sender<FinishedPack>) -> Result<()> {
         let recipients = &self.key.recipients;
         let pack_size = self.repo.config().pack_size;
-        let mut writer = PackWriter::new(recipients, pack_size as usize + (1 << 20))?;
+        let layout = self.repo.pack_layout();
+        let mut writer = PackWriter::new(layout, recipients, pack_size as usize + (1 << 20))?;
         for nb in rx {
             writer.add(nb.id, BlobKind::Data, &nb.blob)?;
             if writer.len() >= pack_size {
                 let full = std::mem::replace(
                     &mut writer,
-                    PackWriter::new(recipients, pack_size as usize + (1 << 20))?,
+                    PackWriter::new(layout, recipients, pack_size as usize + (1 << 20))?,
                 );
                 // A closed channel means the uploader failed; its error is joined later.
                 if done.send(full.finish()?).is_err() {

@@ -21,7 +21,7 @@ impl Engine<'_> {
     /// snapshot fingerprint.
     pub(super) fn store_trees(&self, scan: &Scan) -> Result<(Id, Id, TreeStats)> {
         let mut stats = TreeStats::default();
-        let mut writer = PackWriter::new(&self.key.recipients, 1 << 20)?;
+        let mut writer = PackWriter::new(self.repo.pack_layout(), &self.key.recipients, 1 << 20)?;
         let (root_id, root_merkle) = self.store_dir(scan, &scan.roots, &mut writer, &mut stats)?;
         if !writer.is_empty() {
             self.store_pack(writer)?;
@@ -77,8 +77,10 @@ impl Engine<'_> {
                 &blob::encode(data, self.repo.config().zstd_level),
             )?;
             if writer.len() >= self.repo.config().pack_size {
-                let full =
-                    std::mem::replace(writer, PackWriter::new(&self.key.recipients, 1 << 20)?);
+                let full = std::mem::replace(
+                    writer,
+                    PackWriter::new(self.repo.pack_layout(), &self.key.recipients, 1 << 20)?,
+                );
                 self.store_pack(full)?;
             }
         }

@@ -171,9 +171,10 @@ pub fn check(
         }
         _ => None,
     };
-    if let Some(repo) = &repo {
-        c.check_config(repo, key.as_ref());
-    }
+    let key = match &repo {
+        Some(repo) if !c.check_config(repo, key.as_ref()) => None,
+        _ => key,
+    };
     c.check_drills(key.as_ref())?;
     let authenticated = match (&repo, &key) {
         (Some(repo), Some(key)) => c.check_trees(repo, key),
@@ -183,7 +184,9 @@ pub fn check(
     if opts.packs || opts.read_data {
         let slice = c.choose_slice(opts)?;
         let read_key = match (&repo, &key) {
-            (Some(repo), Some(key)) if opts.read_data => Some((key, &repo.config().chunker)),
+            (Some(repo), Some(key)) if opts.read_data => {
+                Some((key, &repo.config().chunker, repo.pack_layout()))
+            }
             _ => None,
         };
         c.check_pack_data(slice, read_key, progress)?;

@@ -123,11 +123,18 @@ impl Checker {
 
     /// Authenticate the config with the chunk key: its chunker, pack and zstd parameters
     /// come from an object a storage host could rewrite. Without a key, say it was not.
-    pub(super) fn check_config(&mut self, repo: &Repository, key: Option<&RestoreKey>) {
+    /// Authenticate the config with the key; `false` when it fails, so that nothing is read
+    /// by the parameters (pack layout, chunker sizes) of a config someone else wrote.
+    pub(super) fn check_config(&mut self, repo: &Repository, key: Option<&RestoreKey>) -> bool {
         match key {
             Some(key) => {
                 if let Err(e) = repo.authenticate_config(&key.chunk_key, key.format) {
                     self.problem(ProblemKind::Config, "config", None, None, e.to_string());
+                    self.report.notes.push(
+                        "nothing was read with the identity: the config does not authenticate"
+                            .into(),
+                    );
+                    return false;
                 } else if !repo.config_is_sealed() {
                     self.report.notes.push(
                         "the config is format 1, which carries no MAC: it could not be authenticated".into(),
@@ -138,6 +145,7 @@ impl Checker {
                 "the config could not be authenticated without a key (give --identity)".into(),
             ),
         }
+        true
     }
 
     /// Drill records: damaged ones always, forged ones with a key (a forged record could
