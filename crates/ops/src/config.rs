@@ -410,6 +410,19 @@ boot = [{ command = "true", expect = "" }]
     }
 
     #[test]
+    fn the_readme_example_parses() {
+        let readme = include_str!("../../../README.md");
+        let start = readme
+            .find("```toml\n")
+            .expect("a toml block in the README")
+            + 8;
+        let len = readme[start..].find("```").expect("its end");
+        let c = parse(&readme[start..start + len]).expect("the README's vtool.toml parses");
+        assert_eq!(c.copies.len(), 2);
+        assert!(c.retention.is_some() && c.drill.is_some() && c.ping.is_some());
+    }
+
+    #[test]
     fn an_unknown_key_names_file_line_and_key() {
         let text = GOOD.replace("keep_daily = 7", "keep_dialy = 7");
         let e = parse(&text).expect_err("refused");
