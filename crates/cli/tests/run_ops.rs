@@ -402,7 +402,8 @@ fn run_a_failing_step_sets_the_exit_status_and_a_dead_ping_server_only_warns() {
     let cfg = config(
         &env,
         &format!(
-            "{source}[[source]]\nname = \"gone\"\npaths = [\"{missing}\"]\n\n[ping]\nurl = \"http://127.0.0.1:{dead}/x\"\ntimeout = \"2s\"\n",
+            "{source}[[source]]\nname = \"gone\"\npaths = [\"{missing}\"]\n\n[retention]\nkeep_last = 1\n\n\
+             [ping]\nurl = \"http://127.0.0.1:{dead}/x\"\ntimeout = \"2s\"\n",
             source = source(&env),
             missing = s(&env.path("no-such-dir")),
         ),
@@ -412,6 +413,15 @@ fn run_a_failing_step_sets_the_exit_status_and_a_dead_ping_server_only_warns() {
     let report: Value = serde_json::from_slice(&out.stdout).expect("json");
     assert_eq!(step(&report, "backup:node")["exit_code"], 0, "{report}");
     assert_eq!(step(&report, "backup:gone")["exit_code"], 2, "{report}");
+    // Retention waits for a run whose backups all succeed.
+    let retention = step(&report, "retention");
+    assert_eq!(retention["exit_code"], Value::Null, "{retention}");
+    assert!(
+        retention["skipped"]
+            .as_str()
+            .is_some_and(|r| r.contains("a backup of this run failed")),
+        "{retention}"
+    );
     let warnings = report["warnings"].to_string();
     assert!(
         warnings.contains("/x/start") && warnings.contains("/x/2"),
