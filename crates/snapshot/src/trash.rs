@@ -63,9 +63,7 @@ impl Trash {
                 waiting: waiting.remove(&id),
             });
         }
-        trash
-            .pending
-            .sort_by(|a, b| a.record.time.cmp(&b.record.time));
+        trash.pending.sort_by_key(|t| t.record.time);
         Ok(trash)
     }
 
