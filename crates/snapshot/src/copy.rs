@@ -130,6 +130,8 @@ pub fn copy_repository(
     let data_phases = [
         CopyPhase::content_addressed("packs"),
         CopyPhase::content_addressed("index"),
+        // A snapshot's refs object before the snapshot that names it.
+        CopyPhase::content_addressed("refs"),
         CopyPhase::content_addressed("snapshots"),
         // Drill records name snapshots; they travel after them.
         CopyPhase::content_addressed("drills"),

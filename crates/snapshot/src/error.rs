@@ -46,6 +46,8 @@ pub enum Error {
     Internal(String),
     #[error("cannot start worker threads: {0}")]
     Threads(String),
+    #[error("{0}; run the backup again")]
+    Stale(String),
 }
 
 impl Error {

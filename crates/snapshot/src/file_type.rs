@@ -23,18 +23,33 @@ pub enum FileType {
     DrillRecord,
     /// `check/<id>`: which `--subset` slice ran last; neither encrypted nor sealed.
     CheckState,
+    /// `refs/<id>`: every blob a snapshot needs; authenticated through the snapshot.
+    Refs,
+    /// `writers/<random id>`: a running (or ended) backup.
+    Writer,
+    /// `ends/<writer id>`: how a writer ended; created once.
+    WriterEnd,
+    /// `trash/<id>`: what forget and prune marked for deletion; sealed.
+    Trash,
+    /// `waiting/<trash id>`: the writers a trash record waits for; sealed.
+    Waiting,
 }
 
 impl FileType {
-    /// Every kind, in the order a repository copy writes them (and a reader may trust them).
-    pub const ALL: [FileType; 7] = [
+    /// Every kind of object.
+    pub const ALL: [FileType; 12] = [
         FileType::Key,
         FileType::Config,
         FileType::Pack,
         FileType::Index,
+        FileType::Refs,
         FileType::Snapshot,
         FileType::DrillRecord,
         FileType::CheckState,
+        FileType::Writer,
+        FileType::WriterEnd,
+        FileType::Trash,
+        FileType::Waiting,
     ];
 
     /// The directory its objects are listed under (`config` is the file itself).
@@ -47,6 +62,11 @@ impl FileType {
             FileType::Pack => "packs",
             FileType::DrillRecord => "drills",
             FileType::CheckState => "check",
+            FileType::Refs => "refs",
+            FileType::Writer => "writers",
+            FileType::WriterEnd => "ends",
+            FileType::Trash => "trash",
+            FileType::Waiting => "waiting",
         }
     }
 
@@ -61,13 +81,19 @@ impl FileType {
             FileType::Config => Some(SealedKind::Config),
             FileType::Snapshot => Some(SealedKind::Snapshot),
             FileType::DrillRecord => Some(SealedKind::DrillRecord),
+            FileType::Trash => Some(SealedKind::Trash),
+            FileType::Waiting => Some(SealedKind::Waiting),
             _ => None,
         }
     }
 
-    /// Named by the BLAKE3 of its stored bytes.
+    /// Named by the BLAKE3 of its stored bytes (the others by a fixed name, a random id or
+    /// the id of the object they belong to).
     pub fn is_content_addressed(self) -> bool {
-        self != FileType::Config
+        !matches!(
+            self,
+            FileType::Config | FileType::Writer | FileType::WriterEnd | FileType::Waiting
+        )
     }
 
     /// The object name of the one with this id (`config` ignores it).
@@ -133,7 +159,10 @@ mod tests {
             assert!(name.starts_with(&format!("{}/", t.dir())), "{name}");
             assert_eq!(t.id_of(&name), Some(id), "{name}");
             assert!(t.named_right(&name, data));
-            assert!(!t.named_right(&name, b"other bytes"));
+            assert_eq!(
+                !t.named_right(&name, b"other bytes"),
+                t.is_content_addressed()
+            );
             assert_eq!(t.id_of(&name.to_uppercase()), None);
         }
         let hex = Id::hash(data).to_hex();

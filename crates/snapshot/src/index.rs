@@ -57,6 +57,37 @@ impl MasterIndex {
         }
     }
 
+    /// Drop every copy held by `packs` (packs a prune condemned: a backup must not
+    /// deduplicate against them).
+    pub fn without_packs(mut self, packs: &std::collections::HashSet<Id>) -> MasterIndex {
+        if packs.is_empty() {
+            return self;
+        }
+        let mut kept = MasterIndex {
+            damaged: std::mem::take(&mut self.damaged),
+            ..Default::default()
+        };
+        for (id, first) in self.blobs {
+            let more = self.more.remove(&id).unwrap_or_default();
+            for loc in std::iter::once(first).chain(more) {
+                if packs.contains(&loc.pack) {
+                    continue;
+                }
+                kept.packs
+                    .insert(loc.pack, self.packs.get(&loc.pack).copied().unwrap_or(0));
+                match kept.blobs.entry(id) {
+                    std::collections::hash_map::Entry::Vacant(v) => {
+                        v.insert(loc);
+                    }
+                    std::collections::hash_map::Entry::Occupied(_) => {
+                        kept.more.entry(id).or_default().push(loc)
+                    }
+                }
+            }
+        }
+        kept
+    }
+
     pub fn contains(&self, id: &Id) -> bool {
         self.blobs.contains_key(id)
     }

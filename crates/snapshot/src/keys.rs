@@ -37,6 +37,14 @@ impl ChunkKey {
         blake3::keyed_hash(&key, data).to_hex().to_string()
     }
 
+    /// Keyed fingerprint of something a snapshot holds that forget must not lose (a
+    /// validator key `keystore:<pubkey hex>`, a slashing-protection database
+    /// `slashing:<path>`): comparable by key holders, meaningless to the storage host.
+    pub fn held_fingerprint(&self, what: &str) -> Id {
+        let key = blake3::derive_key("vtool 2026-12 held by snapshot", &self.0);
+        blake3::keyed_hash(&key, what.as_bytes()).into()
+    }
+
     /// Whether `mac` (lowercase hex, as written) is the tag of `data`, compared in
     /// constant time.
     pub fn mac_matches(&self, context: &str, data: &[u8], mac: &str) -> bool {

@@ -38,10 +38,13 @@ pub mod keys;
 pub mod merkle;
 pub mod pack;
 pub mod reader;
+pub mod refs;
 pub mod repair;
 pub mod repofile;
 mod repository;
 mod restore;
+pub mod trash;
+pub mod writers;
 
 pub mod sealed;
 pub mod tree;

@@ -177,6 +177,16 @@ pub struct Snapshot {
     /// Free-form labels added by higher layers (client profile, software version, …).
     #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub labels: std::collections::BTreeMap<String, String>,
+    /// The `refs/<id>` object listing every blob the snapshot needs (format 3), so prune
+    /// knows what is used without the identity. The seal covers it, and the refs object is
+    /// named by its hash, so neither can be altered.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refs: Option<Id>,
+    /// Keyed fingerprints of the validator keys and slashing-protection databases the
+    /// snapshot holds (see [`crate::keys::ChunkKey::held_fingerprint`]), for forget's key
+    /// guard. Keyed, so the storage host cannot tell which validators a node runs.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub holds: Vec<Id>,
 }
 
 /// Label marking a snapshot that is not a consistent backup (value `"true"`).
@@ -290,4 +300,82 @@ pub struct DrillCommand {
     /// The last few KiB of its standard output and error, interleaved.
     pub output_tail: String,
     pub passed: bool,
+}
+
+/// `writers/<random id>`: a backup announces itself here before it reads the index, so a
+/// prune knows which backups may still reference what it condemns.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct WriterRecord {
+    /// Always `"vtool-writer"`.
+    pub kind: String,
+    pub version: u32,
+    pub hostname: String,
+    pub pid: u32,
+    /// By the writer's clock; only used to tell a stale writer (see `doc/FORMAT.md`).
+    #[serde(with = "time::serde::rfc3339")]
+    pub started: OffsetDateTime,
+}
+
+/// `ends/<writer id>`: created once, by whichever comes first: the backup, just before it
+/// writes its snapshot, or a prune declaring the writer stale. The backup writes its
+/// snapshot only if it created this object itself.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct WriterEnd {
+    /// Always `"vtool-writer-end"`.
+    pub kind: String,
+    pub version: u32,
+    pub outcome: WriterOutcome,
+    #[serde(with = "time::serde::rfc3339")]
+    pub time: OffsetDateTime,
+    pub hostname: String,
+    /// Finished: the snapshot about to be written and its refs object, which a prune keeps
+    /// alive even if the snapshot never arrives.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub snapshot: Option<Id>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refs: Option<Id>,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum WriterOutcome {
+    /// The backup got here first and writes its snapshot next.
+    Finished,
+    /// A prune declared the writer stale; it will write no snapshot.
+    Stale,
+}
+
+/// `trash/<blake3>`: the body of a sealed object. What `forget` and `prune` mark for
+/// deletion; deleted only by a later prune, after the grace period and once every backup
+/// that might still use it has ended (see `doc/FORMAT.md`, "Forget and prune").
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct TrashRecord {
+    /// Always `"vtool-trash"`.
+    pub kind: String,
+    pub version: u32,
+    #[serde(with = "time::serde::rfc3339")]
+    pub time: OffsetDateTime,
+    pub hostname: String,
+    /// `forget` or `prune`.
+    pub by: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub snapshots: Vec<Id>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub packs: Vec<Id>,
+    /// Index files superseded by new ones that list their packs but the condemned ones.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub indexes: Vec<Id>,
+}
+
+/// `waiting/<trash id>`: the body of a sealed object, written right after its trash record:
+/// the writers that had not ended then. The trash is deleted only once all of them have.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct WaitingRecord {
+    /// Always `"vtool-waiting"`.
+    pub kind: String,
+    pub version: u32,
+    pub trash: Id,
+    #[serde(with = "time::serde::rfc3339")]
+    pub time: OffsetDateTime,
+    pub writers: Vec<Id>,
 }

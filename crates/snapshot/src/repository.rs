@@ -7,7 +7,7 @@ use crate::cache::Cache;
 use crate::index::{decode_index, encode_index, MasterIndex};
 use crate::keys::{BackupKey, ChunkKey, RestoreKey};
 use crate::pack::PackLayout;
-use crate::repofile::{Config, IndexFile, KeyObject, Snapshot, FORMAT_VERSION};
+use crate::repofile::{Config, IndexFile, KeyObject, Snapshot, TrashRecord, FORMAT_VERSION};
 use crate::sealed::{list_sealed, seal, Sealed, SealedKind, SealedListing};
 use crate::{chunker, crypto, Error, FileType, Id, Result};
 
@@ -220,7 +220,28 @@ impl Repository {
     /// Every snapshot object, readable ones oldest first. A damaged object is named in
     /// [`SnapshotListing::damaged`] and hides nothing else. Nothing is authenticated here:
     /// listing needs no key.
+    ///
+    /// Snapshots a `forget` put in the trash are left out (see [`Repository::all_snapshots`]).
+    /// A keyless listing cannot authenticate trash records, so a planted one hides snapshots
+    /// from it, which is no more than a storage host can do by deleting them.
     pub fn snapshots(&self) -> Result<SnapshotListing> {
+        let mut listing = self.all_snapshots()?;
+        let records = list_sealed::<TrashRecord>(
+            self.backend.as_ref(),
+            FileType::Trash,
+            crate::trash::MAX_SIZE,
+        )?;
+        let trashed: std::collections::HashSet<Id> = records
+            .objects
+            .iter()
+            .flat_map(|(_, t)| t.snapshots.iter().copied())
+            .collect();
+        listing.objects.retain(|(id, _)| !trashed.contains(id));
+        Ok(listing)
+    }
+
+    /// Every snapshot object, trashed ones included, oldest first.
+    pub fn all_snapshots(&self) -> Result<SnapshotListing> {
         let mut listing: SnapshotListing =
             list_sealed(self.backend.as_ref(), FileType::Snapshot, MAX_SNAPSHOT_SIZE)?;
         listing
@@ -243,10 +264,21 @@ impl Repository {
     /// Store a snapshot object, sealed with the chunk key. Written last. Returns its id and
     /// the snapshot as stored.
     pub fn save_snapshot(&self, snap: &Snapshot, key: &ChunkKey) -> Result<(Id, Sealed<Snapshot>)> {
+        let (id, sealed) = self.seal_snapshot(snap, key)?;
+        Ok((id, self.store_snapshot(&sealed)?))
+    }
+
+    /// Seal a snapshot without storing it: its id is known before it is written (a backup
+    /// names it in its writer's end marker first).
+    pub fn seal_snapshot(&self, snap: &Snapshot, key: &ChunkKey) -> Result<(Id, Vec<u8>)> {
         let data = seal(SealedKind::Snapshot, snap, key)?;
-        let id = FileType::Snapshot.store(self.backend.as_ref(), &data)?;
-        let stored = Sealed::parse(SealedKind::Snapshot, &data).map_err(Error::Corrupt)?;
-        Ok((id, stored))
+        Ok((Id::hash(&data), data))
+    }
+
+    /// Store a sealed snapshot; returns it as stored.
+    pub fn store_snapshot(&self, data: &[u8]) -> Result<Sealed<Snapshot>> {
+        FileType::Snapshot.store(self.backend.as_ref(), data)?;
+        Sealed::parse(SealedKind::Snapshot, data).map_err(Error::Corrupt)
     }
 
     /// Check that a snapshot was written by a holder of the repository's keys.

@@ -26,6 +26,8 @@ pub enum SealedKind {
     Config,
     Snapshot,
     DrillRecord,
+    Trash,
+    Waiting,
 }
 
 impl SealedKind {
@@ -34,13 +36,15 @@ impl SealedKind {
             SealedKind::Config => "vtool 2026-12 sealed config",
             SealedKind::Snapshot => "vtool 2026-12 sealed snapshot",
             SealedKind::DrillRecord => "vtool 2026-12 sealed drill record",
+            SealedKind::Trash => "vtool 2026-12 sealed trash record",
+            SealedKind::Waiting => "vtool 2026-12 sealed waiting record",
         }
     }
 
     /// The context of format 1's in-struct `mac` field (format 1 configs had none).
     fn legacy_context(self) -> Option<&'static str> {
         match self {
-            SealedKind::Config => None,
+            SealedKind::Config | SealedKind::Trash | SealedKind::Waiting => None,
             SealedKind::Snapshot => Some("vtool 2026-11 snapshot authentication"),
             SealedKind::DrillRecord => Some("vtool 2026-11 drill record authentication"),
         }
@@ -52,6 +56,8 @@ impl SealedKind {
             SealedKind::Config => "config",
             SealedKind::Snapshot => "snapshot",
             SealedKind::DrillRecord => "drill record",
+            SealedKind::Trash => "trash record",
+            SealedKind::Waiting => "waiting record",
         }
     }
 }

@@ -61,6 +61,7 @@
 pub mod budget;
 pub mod definitions;
 pub mod discover;
+pub mod holdings;
 pub mod kdf;
 pub mod keys_check;
 pub mod keystore;

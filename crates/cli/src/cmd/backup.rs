@@ -223,6 +223,7 @@ fn run_inner(a: &Args) -> anyhow::Result<Outcome> {
         labels,
         cache_base: super::cache_base(a.no_cache),
         time: a.time,
+        holds: vtool_validator::holdings::holdings(&plan),
     };
 
     let mut precopy_snapshot = None;

@@ -24,7 +24,9 @@ use serde::Serialize;
 use crate::cache::{Cache, FilesCache};
 use crate::keys::BackupKey;
 use crate::repofile::{NodeKind, Snapshot, SnapshotSummary, FORMAT_VERSION};
-use crate::{Error, Id, Progress, Repository, Result};
+use crate::trash::Trash;
+use crate::writers::{self, Writer};
+use crate::{refs, Error, Id, Progress, Repository, Result};
 use packer::Engine;
 use resume::Resume;
 use scan::scan;
@@ -41,6 +43,9 @@ pub struct BackupOptions {
     pub cache_base: Option<PathBuf>,
     /// The snapshot's time instead of now (imports of older backups, retention tests).
     pub time: Option<time::OffsetDateTime>,
+    /// What the snapshot holds that forget must not lose (`keystore:<pubkey>`,
+    /// `slashing:<path>`), recorded as keyed fingerprints.
+    pub holds: Vec<String>,
 }
 
 impl BackupOptions {
@@ -86,15 +91,38 @@ pub fn backup(
     opts: &BackupOptions,
     progress: &dyn Progress,
 ) -> Result<BackupReport> {
-    let started = Instant::now();
     repo.check_backup_key(key)?;
+    // Announced before the index is read, so a prune condemning packs from now on waits
+    // for this backup (see `writers`).
+    let writer = Writer::announce(repo.backend())?;
+    let result = run(repo, key, opts, progress, &writer);
+    if result.is_err() {
+        // Best effort: ending the writer lets a prune go on without waiting for it to go
+        // stale. This backup writes no snapshot now.
+        let _ = writers::declare_stale(repo.backend(), &writer.id);
+    }
+    result
+}
+
+fn run(
+    repo: &Repository,
+    key: &BackupKey,
+    opts: &BackupOptions,
+    progress: &dyn Progress,
+    writer: &Writer,
+) -> Result<BackupReport> {
+    let started = Instant::now();
     // Housekeeping, best effort: a backup never fails over another run's leftovers.
     let temp_cleanup = vtool_transfer::clean_stale_temp(repo.backend());
     let cache = opts
         .cache_base
         .as_ref()
         .and_then(|base| Cache::open(base, &repo.config().id));
-    let index = repo.load_index(cache.as_ref())?;
+    // Packs a prune condemned may be deleted once this backup ends: never reuse them.
+    let trash = Trash::load(repo.backend(), &key.chunk_key)?;
+    let index = repo
+        .load_index(cache.as_ref())?
+        .without_packs(&trash.packs());
     let old_files = cache.as_ref().map(Cache::load_files).unwrap_or_default();
 
     let mut scan = scan(&opts.paths, &opts.excludes)?;
@@ -135,8 +163,16 @@ pub fn backup(
         stored_bytes: Mutex::new(0),
     };
     let read = engine.store_contents(&mut scan, to_read, progress, &mut warnings)?;
-    let (root_tree, fingerprint, tree_stats) = engine.store_trees(&scan)?;
+    let (root_tree, fingerprint, mut tree_stats) = engine.store_trees(&scan)?;
     engine.write_index(true)?;
+    let refs = refs::store(repo.backend(), std::mem::take(&mut tree_stats.refs))?;
+    let mut holds: Vec<Id> = opts
+        .holds
+        .iter()
+        .map(|h| key.chunk_key.held_fingerprint(h))
+        .collect();
+    holds.sort();
+    holds.dedup();
 
     let snapshot = Snapshot {
         version: FORMAT_VERSION,
@@ -161,10 +197,13 @@ pub fn backup(
             duration_secs: started.elapsed().as_secs_f64(),
         },
         labels: opts.labels.clone(),
+        refs: Some(refs),
+        holds,
     };
+    let (snapshot_id, sealed) = repo.seal_snapshot(&snapshot, &key.chunk_key)?;
+    writer.finish(repo.backend(), snapshot_id, refs)?;
     // The stored copy is returned as is: re-listing every snapshot would cost a read each.
-    let (snapshot_id, stored) = repo.save_snapshot(&snapshot, &key.chunk_key)?;
-    let snapshot = stored.into_value();
+    let snapshot = repo.store_snapshot(&sealed)?.into_value();
 
     if let Some(cache) = &cache {
         let files: FilesCache = scan

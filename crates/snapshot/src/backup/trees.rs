@@ -14,6 +14,8 @@ pub(super) struct TreeStats {
     pub(super) files: u64,
     pub(super) dirs: u64,
     pub(super) bytes: u64,
+    /// Every blob the trees reference, and the trees themselves (the snapshot's refs).
+    pub(super) refs: Vec<Id>,
 }
 
 impl Engine<'_> {
@@ -53,6 +55,7 @@ impl Engine<'_> {
                 NodeKind::File => {
                     stats.files += 1;
                     stats.bytes += e.size;
+                    stats.refs.extend_from_slice(&node.chunks);
                 }
                 NodeKind::Symlink => {}
             }
@@ -70,6 +73,7 @@ impl Engine<'_> {
             return Err(Error::TreeTooLarge(dir.to_path_buf()));
         }
         let id = self.key.chunk_key.blob_id(&data);
+        stats.refs.push(id);
         if self.claim(id)? {
             writer.add(
                 id,

@@ -1,0 +1,97 @@
+//! `refs/<id>`: every blob a snapshot needs, so that prune can tell used from unused with
+//! the backup key alone (trees are encrypted). The snapshot names its refs object, and
+//! the object is named by its hash, so the snapshot's seal covers the list.
+//!
+//! The encoding is binary because the list is large (32 bytes per blob, millions of blobs
+//! in a chain database) and random ids do not compress: the magic line, then the ids in
+//! strictly ascending order.
+
+use vtool_transfer::Backend;
+
+use crate::{Error, FileType, Id, Result};
+
+const MAGIC: &[u8] = b"vtool-refs-1\n";
+
+/// Encode a set of blob ids (sorted and deduplicated here).
+pub fn encode(mut ids: Vec<Id>) -> Vec<u8> {
+    ids.sort_unstable();
+    ids.dedup();
+    let mut out = Vec::with_capacity(MAGIC.len() + ids.len() * 32);
+    out.extend_from_slice(MAGIC);
+    for id in &ids {
+        out.extend_from_slice(&id.0);
+    }
+    out
+}
+
+/// Decode a refs object; anything but the exact encoding is damage.
+pub fn decode(data: &[u8]) -> Result<Vec<Id>> {
+    let bad = |why: &str| Error::Corrupt(format!("refs object {why}"));
+    let body = data
+        .strip_prefix(MAGIC)
+        .ok_or_else(|| bad("lacks its header"))?;
+    if body.len() % 32 != 0 {
+        return Err(bad("is not a whole number of ids"));
+    }
+    let ids: Vec<Id> = body
+        .chunks_exact(32)
+        .map(|c| {
+            let mut id = [0u8; 32];
+            id.copy_from_slice(c);
+            Id(id)
+        })
+        .collect();
+    if ids.windows(2).any(|w| w[0] >= w[1]) {
+        return Err(bad("is not in ascending order"));
+    }
+    Ok(ids)
+}
+
+/// Store the refs of a snapshot; returns the object's id.
+pub fn store(backend: &dyn Backend, ids: Vec<Id>) -> Result<Id> {
+    let data = encode(ids);
+    match FileType::Refs.store(backend, &data) {
+        Ok(id) => Ok(id),
+        // The same set of blobs as an earlier snapshot: the object is already there.
+        Err(vtool_transfer::BackendError::AlreadyExists(_)) => Ok(Id::hash(&data)),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Load and check a refs object.
+pub fn load(backend: &dyn Backend, id: &Id) -> Result<Vec<Id>> {
+    let name = FileType::Refs.name(id);
+    let data = backend.get(&name)?;
+    if !FileType::Refs.named_right(&name, &data) {
+        return Err(Error::Corrupt(format!(
+            "{name} does not match its content hash"
+        )));
+    }
+    decode(&data)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trips_sorted_and_refuses_anything_else() {
+        let ids: Vec<Id> = (0..50u8).rev().map(|n| Id::hash(&[n])).collect();
+        let mut twice = ids.clone();
+        twice.extend_from_slice(&ids[..5]);
+        let data = encode(twice);
+        let mut want = ids.clone();
+        want.sort();
+        assert_eq!(decode(&data).expect("decode"), want);
+        assert!(decode(&data[..data.len() - 1]).is_err());
+        assert!(decode(&data[1..]).is_err());
+        let mut swapped = data.clone();
+        let (a, b) = (MAGIC.len(), MAGIC.len() + 32);
+        let first: Vec<u8> = swapped[a..b].to_vec();
+        let second: Vec<u8> = swapped[b..b + 32].to_vec();
+        swapped[a..b].copy_from_slice(&second);
+        swapped[b..b + 32].copy_from_slice(&first);
+        assert!(decode(&swapped).is_err(), "out of order");
+        assert_eq!(decode(MAGIC).expect("empty"), Vec::<Id>::new());
+    }
+}
