@@ -221,7 +221,15 @@ fn copy_then_check_and_restore_from_the_copy() {
         .collect();
     assert_eq!(
         phases,
-        ["keys", "config", "packs", "index", "snapshots", "drills"]
+        [
+            "keys",
+            "config",
+            "packs",
+            "index",
+            "refs",
+            "snapshots",
+            "drills"
+        ]
     );
     let copied = j["total"]["copied_objects"].as_u64().expect("copied");
     assert!(copied >= 7, "{j}");

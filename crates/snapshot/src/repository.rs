@@ -418,6 +418,8 @@ mod tests {
                 fingerprint: Id::hash(b"fp"),
                 summary: SnapshotSummary::default(),
                 labels: Default::default(),
+                refs: None,
+                holds: Vec::new(),
             };
             ids.push(new.repo.save_snapshot(&snap, key).expect("save").0);
         }

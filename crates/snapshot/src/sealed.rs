@@ -288,6 +288,8 @@ mod tests {
                 ..summary
             },
             labels: BTreeMap::from([("profile".into(), "lighthouse".into())]),
+            refs: None,
+            holds: Vec::new(),
         }
     }
 

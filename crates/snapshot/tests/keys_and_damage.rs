@@ -413,6 +413,8 @@ fn crafted_snapshot_with_traversal_name_is_refused_on_restore() {
             fingerprint: merkle::tree_hash(&tree).expect("merkle"),
             summary: SnapshotSummary::default(),
             labels: Default::default(),
+            refs: None,
+            holds: Vec::new(),
         };
         let (id, _) = t
             .repo

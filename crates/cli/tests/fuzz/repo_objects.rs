@@ -325,6 +325,8 @@ fn sample_snapshot() -> Snapshot {
             duration_secs: 3.6432756790000003,
         },
         labels: BTreeMap::from([("profile".into(), "geth".into())]),
+        refs: None,
+        holds: Vec::new(),
     }
 }
 
