@@ -16,6 +16,9 @@ use crate::keys::ChunkKey;
 use crate::repofile::{Snapshot, TrashRecord};
 use crate::{trash, Error, Id, Repository, Result};
 
+/// A group: host name and sorted paths.
+type GroupKey = (String, Vec<String>);
+
 /// What `forget` should do.
 #[derive(Debug, Clone, Default)]
 pub struct ForgetOptions {
@@ -84,7 +87,7 @@ pub fn forget(repo: &Repository, key: &ChunkKey, opts: &ForgetOptions) -> Result
             && (opts.tags.is_empty() || s.tags.iter().any(|t| opts.tags.contains(t)))
             && (opts.paths.is_empty() || s.paths.iter().any(|p| opts.paths.contains(p)))
     };
-    let mut groups: BTreeMap<(String, Vec<String>), Vec<Candidate>> = BTreeMap::new();
+    let mut groups: BTreeMap<GroupKey, Vec<Candidate>> = BTreeMap::new();
     for (id, s) in live.iter().filter(|(_, s)| selected(s)) {
         let mut paths = s.paths.clone();
         paths.sort();
@@ -97,7 +100,7 @@ pub fn forget(repo: &Repository, key: &ChunkKey, opts: &ForgetOptions) -> Result
                 tags: s.tags.clone(),
             });
     }
-    let mut verdicts: Vec<((String, Vec<String>), Vec<Verdict>)> = groups
+    let mut verdicts: Vec<(GroupKey, Vec<Verdict>)> = groups
         .into_iter()
         .map(|(g, c)| {
             let v = apply(&opts.policy, &c);
@@ -150,7 +153,7 @@ pub fn forget(repo: &Repository, key: &ChunkKey, opts: &ForgetOptions) -> Result
 /// snapshot holds any more.
 fn guard(
     live: &[(Id, Snapshot)],
-    verdicts: &mut [((String, Vec<String>), Vec<Verdict>)],
+    verdicts: &mut [(GroupKey, Vec<Verdict>)],
     allow: bool,
 ) -> (usize, usize) {
     let removed: HashSet<Id> = verdicts
