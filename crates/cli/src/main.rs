@@ -55,6 +55,8 @@ enum Command {
     Drills(cmd::drills::Args),
     /// Copy a repository elsewhere (off-site, a drive), sending only what is missing.
     Copy(cmd::copy::Args),
+    /// Apply retention rules: put the snapshots they remove in the trash (undoable).
+    Forget(cmd::forget::Args),
     /// Prove that every EIP-2335 keystore in a directory unlocks with its password.
     Keys {
         #[command(subcommand)]
@@ -112,6 +114,7 @@ fn main() -> ExitCode {
         Command::Drill(a) => cmd::drill::run(a),
         Command::Drills(a) => cmd::drills::run(a),
         Command::Copy(a) => cmd::copy::run(a),
+        Command::Forget(a) => cmd::forget::run(a),
         Command::Keys { command } => cmd::keys::run(command),
         Command::Slashing { command } => cmd::slashing::run(command),
         Command::Profiles(a) => cmd::profiles::run(a),

@@ -48,6 +48,9 @@ pub enum Error {
     Threads(String),
     #[error("{0}; run the backup again")]
     Stale(String),
+    /// Options that make no sense together or would do harm.
+    #[error("{0}")]
+    Usage(String),
 }
 
 impl Error {

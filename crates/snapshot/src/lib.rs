@@ -31,6 +31,7 @@ pub mod copy;
 pub mod crypto;
 mod error;
 mod file_type;
+pub mod forget;
 mod glob;
 mod id;
 pub mod index;

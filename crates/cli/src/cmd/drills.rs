@@ -1,10 +1,7 @@
-use std::path::PathBuf;
-
 use anyhow::Context;
-use vtool_snapshot::keys;
 use vtool_verify::Authenticity;
 
-use super::RepoArg;
+use super::{ChunkKeyArgs, RepoArg};
 use crate::{output, Outcome};
 
 /// List the drill records in the repository, newest first.
@@ -15,27 +12,16 @@ use crate::{output, Outcome};
 pub struct Args {
     #[command(flatten)]
     repo: RepoArg,
-    /// Authenticate the records with the restore identity.
-    #[arg(long, env = "VTOOL_IDENTITY", conflicts_with = "backup_key")]
-    identity: Option<PathBuf>,
-    /// Authenticate the records with the backup key.
-    #[arg(long)]
-    backup_key: Option<PathBuf>,
+    /// Authenticate the records with the restore identity or the backup key.
+    #[command(flatten)]
+    key: ChunkKeyArgs,
     #[arg(long)]
     json: bool,
 }
 
 pub fn run(a: Args) -> anyhow::Result<Outcome> {
     let repo = a.repo.open()?;
-    let chunk_key = match (&a.identity, &a.backup_key) {
-        (Some(path), _) => Some(repo.unlock(keys::load_identity(path)?)?.chunk_key),
-        (None, Some(path)) => {
-            let key = keys::BackupKey::load(path)?;
-            repo.check_backup_key(&key)?;
-            Some(key.chunk_key)
-        }
-        (None, None) => None,
-    };
+    let chunk_key = a.key.chunk_key(&repo)?;
     let listing = vtool_verify::list_drills(repo.backend(), chunk_key.as_ref())
         .context("cannot list drill records")?;
     if a.json {

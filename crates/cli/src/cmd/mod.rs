@@ -6,6 +6,7 @@ pub mod copy;
 pub mod diff;
 pub mod drill;
 pub mod drills;
+pub mod forget;
 pub mod init;
 pub mod keys;
 pub mod man;
@@ -51,6 +52,53 @@ impl IdentityArg {
     pub fn unlock(&self, repo: &Repository) -> anyhow::Result<vtool_snapshot::keys::RestoreKey> {
         let identity = vtool_snapshot::keys::load_identity(&self.identity)?;
         Ok(repo.unlock(identity)?)
+    }
+}
+
+/// `--identity` or `--backup-key`, for commands that only need the chunk key: to
+/// authenticate records (drills) or to seal them (forget, prune, which a backup host runs
+/// while the identity stays offline).
+#[derive(clap::Args, Debug, Clone)]
+pub struct ChunkKeyArgs {
+    /// The restore identity from `vtool init --identity-out`.
+    #[arg(long, env = "VTOOL_IDENTITY", conflicts_with = "backup_key")]
+    pub identity: Option<std::path::PathBuf>,
+    /// The backup key from `vtool init --backup-key-out`.
+    #[arg(long)]
+    pub backup_key: Option<std::path::PathBuf>,
+}
+
+impl ChunkKeyArgs {
+    /// The chunk key from whichever was given, checked against the repository.
+    pub fn chunk_key(
+        &self,
+        repo: &Repository,
+    ) -> anyhow::Result<Option<vtool_snapshot::keys::ChunkKey>> {
+        Ok(match (&self.identity, &self.backup_key) {
+            (Some(path), _) => {
+                let identity = vtool_snapshot::keys::load_identity(path)?;
+                Some(repo.unlock(identity)?.chunk_key)
+            }
+            (None, Some(path)) => {
+                let key = vtool_snapshot::keys::BackupKey::load(path)?;
+                repo.check_backup_key(&key)?;
+                Some(key.chunk_key)
+            }
+            (None, None) => None,
+        })
+    }
+
+    /// As [`ChunkKeyArgs::chunk_key`], for a command that cannot go on without one.
+    pub fn require(
+        &self,
+        repo: &Repository,
+        command: &str,
+    ) -> anyhow::Result<vtool_snapshot::keys::ChunkKey> {
+        self.chunk_key(repo)?.ok_or_else(|| {
+            anyhow::anyhow!(
+                "{command} needs a key: pass --backup-key FILE (the identity can stay offline) or --identity FILE"
+            )
+        })
     }
 }
 
