@@ -493,3 +493,55 @@ fn run_metrics_file_on_any_command_keeps_other_lines_and_passes_promtool() {
     assert!(m.contains_key(&format!("vtool_last_exit_code{}", l("check-packs"))));
     promtool_check_metrics(&metrics);
 }
+
+#[test]
+fn run_retention_forgets_for_real_with_the_backup_key_only() {
+    let env = Env::with_repo();
+    let node_dir = env.path("node");
+    node(&node_dir);
+    for day in 1..=3 {
+        fs::write(node_dir.join("day"), day.to_string()).expect("write");
+        env.backup(&["--time", &format!("2026-11-0{day}T03:00:00Z"), s(&node_dir)]);
+    }
+    let metrics = env.path("vtool.prom");
+    // prune = false: forget alone, as on a host whose storage account cannot delete.
+    let cfg = config(
+        &env,
+        &format!(
+            "[retention]\nkeep_last = 1\nprune = false\n\n[metrics]\ntextfile = \"{}\"\n",
+            s(&metrics)
+        ),
+    );
+    let plan = env.json(&["run", "--config", s(&cfg), "--dry-run", "--json"]);
+    assert_eq!(
+        step(&plan, "retention")["commands"]
+            .as_array()
+            .map(Vec::len),
+        Some(1)
+    );
+    let report = env.json(&["run", "--config", s(&cfg), "--json"]);
+    assert_eq!(step(&report, "retention")["exit_code"], 0, "{report}");
+    let snaps = env.snapshots();
+    assert_eq!(snaps.len(), 1, "{snaps:?}");
+    assert!(
+        snaps[0]["time"]
+            .as_str()
+            .is_some_and(|t| t.starts_with("2026-11-03")),
+        "{snaps:?}"
+    );
+    // The repository stays whole, and the newest snapshot restores byte-identical.
+    let id = env.identity();
+    env.ok(&["check", "--repo", &env.repo(), "--identity", &id], 0);
+    let target = env.path("restored");
+    env.restore_latest(&target);
+    assert_same(&node_dir, &target.join("node"), Compare::CONTENTS_AND_MODES);
+    // forget recorded its own step metrics.
+    let m = samples(&metrics);
+    let l = format!("{{repository=\"{}\",step=\"forget\"}}", env.repo());
+    assert_eq!(m[&format!("vtool_last_exit_code{l}")], 0.0, "{m:#?}");
+    assert_eq!(
+        m[&format!("vtool_snapshots{{repository=\"{}\"}}", env.repo())],
+        1.0
+    );
+    promtool_check_metrics(&metrics);
+}

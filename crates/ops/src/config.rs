@@ -89,11 +89,19 @@ pub struct Retention {
     pub keep_within: Option<Span>,
     #[serde(default)]
     pub keep_tag: Vec<String>,
+    /// Run `vtool prune` after `vtool forget` (default). Turn it off where this host's storage
+    /// account cannot delete: prune then runs on the storage host.
+    #[serde(default = "yes")]
+    pub prune: bool,
     /// `vtool prune --max-unused`, e.g. `5%`.
     pub max_unused: Option<String>,
     /// `vtool prune --grace`, e.g. `24h`.
     pub grace: Option<Span>,
     pub every: Option<Span>,
+}
+
+fn yes() -> bool {
+    true
 }
 
 impl Retention {
@@ -269,6 +277,18 @@ impl Config {
             ));
         }
         if let Some(r) = &self.retention {
+            if !r.prune && (r.max_unused.is_some() || r.grace.is_some()) {
+                let key = if r.max_unused.is_some() {
+                    "max_unused"
+                } else {
+                    "grace"
+                };
+                return Err(err(
+                    "retention",
+                    key,
+                    "is a prune option, but prune = false".into(),
+                ));
+            }
             if !r.has_rule() {
                 return Err(err(
                     "retention",
@@ -460,6 +480,14 @@ boot = [{ command = "true", expect = "" }]
         let e = parse(&text).expect_err("refused");
         assert_eq!(e.key.as_deref(), Some("check.read_data_days"));
         assert_eq!(e.line, Some(25));
+    }
+
+    #[test]
+    fn prune_options_without_prune_are_refused() {
+        let text = GOOD.replace("grace = \"24h\"", "grace = \"24h\"\nprune = false");
+        let e = parse(&text).expect_err("refused");
+        assert_eq!(e.key.as_deref(), Some("retention.grace"));
+        assert_eq!(e.line, Some(22));
     }
 
     #[test]

@@ -149,12 +149,17 @@ pub fn plan(
         if let Some(g) = &r.grace {
             prune.extend(args(&["--grace", &g.text]));
         }
+        let commands = if r.prune {
+            vec![forget, prune]
+        } else {
+            vec![forget]
+        };
         add(
             "retention".into(),
             StepKind::Retention,
             &r.every,
             DAY,
-            vec![forget, prune],
+            commands,
         );
     }
 
