@@ -9,6 +9,7 @@ pub mod forget;
 pub mod init;
 pub mod keys;
 pub mod profiles;
+pub mod prune;
 pub mod repair;
 pub mod restore;
 pub mod slashing;
