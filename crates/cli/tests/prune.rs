@@ -289,3 +289,50 @@ fn backups_running_during_prunes_lose_nothing() {
     let check = env.with_identity("check", &["--read-data"]);
     assert_eq!(check.status.code(), Some(0), "{}", text(&check));
 }
+
+#[test]
+fn a_lost_refs_object_is_reported_and_prune_deletes_nothing() {
+    let env = Env::with_repo();
+    let mut rng = Rng::new(14);
+    let states = history(&env, &mut rng);
+    let repo = PathBuf::from(env.repo());
+    keyed(&env, "forget", &["--keep-last", "1"], 0);
+    let refs: Vec<PathBuf> = fs::read_dir(repo.join("refs"))
+        .expect("refs dir")
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    assert_eq!(refs.len(), 5, "one refs object per snapshot");
+    let before = pack_bytes(&repo);
+    for r in &refs {
+        fs::rename(r, r.with_extension("away")).expect("move aside");
+    }
+    let r = env.json_with(&["check", "--repo", s(&repo), "--json"], 3);
+    let kinds: Vec<&str> = r["problems"]
+        .as_array()
+        .expect("problems")
+        .iter()
+        .map(|p| p["kind"].as_str().expect("kind"))
+        .collect();
+    assert!(
+        kinds.iter().all(|k| *k == "refs") && !kinds.is_empty(),
+        "{r:#}"
+    );
+    let (repo_s, bk) = (env.repo(), env.backup_key());
+    let out = env.run(&[
+        "prune",
+        "--repo",
+        &repo_s,
+        "--backup-key",
+        &bk,
+        "--grace",
+        "0s",
+    ]);
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+    assert_eq!(pack_bytes(&repo), before, "nothing deleted");
+    for r in &refs {
+        fs::rename(r.with_extension("away"), r).expect("bring back");
+    }
+    keyed(&env, "prune", &["--grace", "0s"], 0);
+    restore_equals(&env, &states[4].0, &states[4].1, "node");
+}
