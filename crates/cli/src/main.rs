@@ -57,6 +57,8 @@ enum Command {
     Copy(cmd::copy::Args),
     /// Apply retention rules: put the snapshots they remove in the trash (undoable).
     Forget(cmd::forget::Args),
+    /// Delete what no snapshot needs (backup key only), never blocking backups.
+    Prune(cmd::prune::Args),
     /// Prove that every EIP-2335 keystore in a directory unlocks with its password.
     Keys {
         #[command(subcommand)]
@@ -115,6 +117,7 @@ fn main() -> ExitCode {
         Command::Drills(a) => cmd::drills::run(a),
         Command::Copy(a) => cmd::copy::run(a),
         Command::Forget(a) => cmd::forget::run(a),
+        Command::Prune(a) => cmd::prune::run(a),
         Command::Keys { command } => cmd::keys::run(command),
         Command::Slashing { command } => cmd::slashing::run(command),
         Command::Profiles(a) => cmd::profiles::run(a),

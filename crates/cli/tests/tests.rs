@@ -11,6 +11,7 @@ mod drill;
 mod fuzz;
 mod hostile;
 mod profiles;
+mod prune;
 mod realistic_nodes;
 mod run_ops;
 mod run_packaging;

@@ -38,6 +38,7 @@ pub mod index;
 pub mod keys;
 pub mod merkle;
 pub mod pack;
+pub mod prune;
 pub mod reader;
 pub mod refs;
 pub mod repair;
@@ -69,7 +70,11 @@ pub fn hostname() -> String {
 
 /// Current time as RFC 3339 UTC with nanoseconds, for fields only people read.
 pub fn now_rfc3339() -> String {
-    let now = time::OffsetDateTime::now_utc();
-    now.format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_else(|_| now.unix_timestamp().to_string())
+    format_time(time::OffsetDateTime::now_utc())
+}
+
+/// A time as RFC 3339, for messages and fields only people read.
+pub fn format_time(t: time::OffsetDateTime) -> String {
+    t.format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_else(|_| t.unix_timestamp().to_string())
 }

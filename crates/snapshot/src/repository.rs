@@ -288,7 +288,13 @@ impl Repository {
 
     pub fn save_index(&self, file: &IndexFile) -> Result<Id> {
         let data = encode_index(file)?;
-        Ok(FileType::Index.store(self.backend.as_ref(), &data)?)
+        match FileType::Index.store(self.backend.as_ref(), &data) {
+            Ok(id) => Ok(id),
+            // Named by its content: the one there is this very file (a prune that was
+            // undone and runs again writes the same replacement index).
+            Err(vtool_transfer::BackendError::AlreadyExists(_)) => Ok(Id::hash(&data)),
+            Err(e) => Err(e.into()),
+        }
     }
 
     /// [`Repository::load_index`] through the local cache under `cache_base`, if any.
@@ -301,20 +307,37 @@ impl Repository {
     /// out and named in [`MasterIndex::damaged`] (one planted file must not stop every backup
     /// and restore; what it listed shows up as missing blobs, which `check` attributes).
     pub fn load_index(&self, cache: Option<&Cache>) -> Result<MasterIndex> {
+        let mut index = MasterIndex::default();
+        for (_, f) in self.index_files(cache)? {
+            match f {
+                Ok(f) => index.add_file(&f),
+                Err(why) => index.damaged.push(why),
+            }
+        }
+        Ok(index)
+    }
+
+    /// Every index file by name, each decoded or with why it could not be.
+    #[allow(clippy::type_complexity)]
+    pub fn index_files(
+        &self,
+        cache: Option<&Cache>,
+    ) -> Result<Vec<(String, std::result::Result<IndexFile, String>)>> {
         let objects = self.backend.list("index")?;
-        let files = objects
+        objects
             .par_iter()
-            .map(|obj| -> Result<std::result::Result<_, String>> {
+            .map(|obj| -> Result<_> {
+                let name = obj.name.clone();
                 let cached = cache.and_then(|c| c.read_index(&obj.name));
                 let data = match cached {
                     Some(d) => d,
                     None => {
                         let d = self.backend.get(&obj.name)?;
                         if !FileType::Index.named_right(&obj.name, &d) {
-                            return Ok(Err(format!(
-                                "{} does not match its content hash",
-                                obj.name
-                            )));
+                            return Ok((
+                                name,
+                                Err(format!("{} does not match its content hash", obj.name)),
+                            ));
                         }
                         if let Some(c) = cache {
                             c.write_index(&obj.name, &d);
@@ -322,17 +345,12 @@ impl Repository {
                         d
                     }
                 };
-                Ok(decode_index(&obj.name, &data).map_err(|e| e.to_string()))
+                Ok((
+                    name,
+                    decode_index(&obj.name, &data).map_err(|e| e.to_string()),
+                ))
             })
-            .collect::<Result<Vec<_>>>()?;
-        let mut index = MasterIndex::default();
-        for f in files {
-            match f {
-                Ok(f) => index.add_file(&f),
-                Err(why) => index.damaged.push(why),
-            }
-        }
-        Ok(index)
+            .collect()
     }
 }
 

@@ -173,3 +173,43 @@ fn read_json<T: DeserializeOwned>(
         Err(e) => Err(e.into()),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exactly_one_of_backup_and_prune_ends_a_writer() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let backend = vtool_transfer::LocalBackend::create(dir.path()).expect("backend");
+        let (snap, refs) = (Id::hash(b"snapshot"), Id::hash(b"refs"));
+
+        // The prune first: the backup learns it and must not write its snapshot.
+        let late = Writer::announce(&backend).expect("announce");
+        assert!(declare_stale(&backend, &late.id).expect("declare"));
+        match late.finish(&backend, snap, refs) {
+            Err(Error::Stale(_)) => {}
+            other => panic!("a writer declared stale finished: {other:?}"),
+        }
+
+        // The backup first: the prune learns its refs instead.
+        let done = Writer::announce(&backend).expect("announce");
+        done.finish(&backend, snap, refs).expect("finish");
+        assert!(!declare_stale(&backend, &done.id).expect("declare"));
+
+        let running = Writer::announce(&backend).expect("announce");
+        let states = list(&backend).expect("list");
+        let state = |id: &Id| states.iter().find(|s| s.id == *id).expect("listed");
+        assert_eq!(
+            state(&late.id).end.as_ref().map(|e| e.outcome),
+            Some(WriterOutcome::Stale)
+        );
+        let end = state(&done.id).end.clone().expect("ended");
+        assert_eq!(
+            (end.outcome, end.snapshot, end.refs),
+            (WriterOutcome::Finished, Some(snap), Some(refs))
+        );
+        assert!(!state(&running.id).ended());
+        assert!(state(&running.id).record.is_some());
+    }
+}

@@ -11,6 +11,7 @@ pub mod init;
 pub mod keys;
 pub mod man;
 pub mod profiles;
+pub mod prune;
 pub mod repair;
 pub mod restore;
 pub mod run;

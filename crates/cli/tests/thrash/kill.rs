@@ -163,3 +163,72 @@ pub fn copy_kills() {
     }
     tally.finish();
 }
+
+/// kill -9 during `forget` and `prune`: each trial makes garbage (a new backup of changed
+/// data), then kills one of the two at a random point. check passes after every kill (with
+/// at worst unreferenced packs, a note), the re-run completes, and the newest snapshot and
+/// the oldest one the rules keep restore byte-identical.
+pub fn retention_kills() {
+    let mut rng = scenario_rng("kill-retention");
+    let mut tally = Tally::new("kill-retention");
+    let env = Env::with_repo();
+    let (repo, bk, src) = (env.repo(), env.backup_key(), env.path("node"));
+    let backup = ["backup", "--repo", &repo, "--backup-key", &bk, s(&src)];
+    write_node(&mut rng, &src, 8);
+    timed(&env, &backup);
+    let forget = [
+        "forget",
+        "--repo",
+        &repo,
+        "--backup-key",
+        &bk,
+        "--keep-last",
+        "1",
+    ];
+    let prune = [
+        "prune",
+        "--repo",
+        &repo,
+        "--backup-key",
+        &bk,
+        "--grace",
+        "0s",
+    ];
+    // How long each took when it ran to completion on comparable work: kills land inside.
+    let mut full = [Duration::from_millis(30), Duration::from_millis(100)];
+    for trial in 0..trials(48) {
+        rewrite_node(&mut rng, &src, 8);
+        if let Err(e) = must(&env, &backup) {
+            tally.record(Err(e));
+            continue;
+        }
+        let which = trial % 2;
+        let args: &[&str] = if which == 0 { &forget } else { &prune };
+        if which == 1 {
+            // Garbage for the prune to work on.
+            if let Err(e) = must(&env, &forget) {
+                tally.record(Err(e));
+                continue;
+            }
+        }
+        let delay = rng.delay(full[which]);
+        if kill_after(&env, args, delay) {
+            tally.note(if which == 0 {
+                "forget killed while running"
+            } else {
+                "prune killed while running"
+            });
+        }
+        let outcome = checks_pass(&env, &repo)
+            .and_then(|_| {
+                let t = Instant::now();
+                must(&env, args)?;
+                full[which] = t.elapsed();
+                must(&env, &prune)
+            })
+            .and_then(|_| checks_pass(&env, &repo))
+            .and_then(|_| restores_identical(&env, &repo, "latest", &src, &env.path("restored")));
+        tally.record(outcome);
+    }
+    tally.finish();
+}

@@ -1,4 +1,4 @@
-//! The thrash suite: kill -9 during backup and copy, single-byte flips in every object kind,
+//! The thrash suite: kill -9 during backup, copy, forget and prune, single-byte flips in every object kind,
 //! and concurrent backups into one repository. `VTOOL_THRASH_TRIALS` sets the trials per
 //! scenario (small by default for CI; `bench/thrash.sh` runs more), `VTOOL_THRASH_SEED`
 //! replays a run. Each scenario prints `thrash NAME: trials N, held H, failed F`.
@@ -16,6 +16,11 @@ fn kill_9_during_backup() {
 #[test]
 fn kill_9_during_copy() {
     kill::copy_kills();
+}
+
+#[test]
+fn kill_9_during_forget_and_prune() {
+    kill::retention_kills();
 }
 
 #[test]

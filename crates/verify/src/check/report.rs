@@ -42,6 +42,9 @@ pub enum ProblemKind {
     Tree,
     /// A file's chunks do not add up to its size.
     File,
+    /// A snapshot's refs object is missing or damaged, or (checked with the identity)
+    /// omits blobs the snapshot needs, which a prune would then delete.
+    Refs,
 }
 
 /// A snapshot and a path inside it that a problem damages.

@@ -234,6 +234,26 @@ impl Checker {
         }
         self.snapshots
             .sort_by(|a, b| a.1.time.cmp(&b.1.time).then(a.0.cmp(&b.0)));
+        // A prune trusts the refs object to say what each snapshot needs.
+        let named: Vec<(Id, Id)> = self
+            .snapshots
+            .iter()
+            .filter_map(|(id, s)| Some((*id, s.refs?)))
+            .collect();
+        for (snap, refs) in named {
+            if let Err(e) = vtool_snapshot::refs::load(self.backend.as_ref(), &refs) {
+                self.problem(
+                    ProblemKind::Refs,
+                    FileType::Refs.name(&refs),
+                    None,
+                    None,
+                    format!(
+                        "snapshot {}'s refs object cannot be read ({e}); prune refuses to run until it is back (copy it from another copy of the repository)",
+                        snap.short()
+                    ),
+                );
+            }
+        }
         // The root tree's id is in the plaintext snapshot: its index entry can be checked
         // without a key (this catches a lost index even without the identity).
         let roots: Vec<(Id, Id)> = self.snapshots.iter().map(|(id, s)| (*id, s.tree)).collect();

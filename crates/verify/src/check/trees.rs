@@ -2,7 +2,7 @@
 //! loaded once against its Merkle hash, every file's chunks indexed and adding up to its
 //! size, and the trees' expanse held against the snapshot's authenticated totals.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use vtool_snapshot::index::MasterIndex;
 use vtool_snapshot::keys::RestoreKey;
@@ -112,6 +112,7 @@ impl Checker {
                 }
                 self.report.counts.snapshots_authenticated += 1;
                 authenticated.push((*id, Snapshot::clone(snap)));
+                self.check_refs_cover(&reader, id, snap);
                 let short = id.short();
                 walk.too_deep = false;
                 let expanse =
@@ -134,6 +135,46 @@ impl Checker {
         self.master = master;
         self.snapshots = snapshots;
         authenticated
+    }
+
+    /// Every blob the snapshot's trees reach must be in its refs object, or a prune would
+    /// delete it. Trees that cannot be loaded are reported by the walk.
+    fn check_refs_cover(&mut self, reader: &BlobReader, id: &Id, snap: &Snapshot) {
+        let Some(refs_id) = snap.refs else { return };
+        let Ok(listed) = vtool_snapshot::refs::load(self.backend.as_ref(), &refs_id) else {
+            return; // reported by the structure check
+        };
+        let listed: HashSet<Id> = listed.into_iter().collect();
+        let mut missing = 0u64;
+        let mut seen: HashSet<Id> = HashSet::new();
+        let mut todo = vec![(snap.tree, snap.fingerprint, 0usize)];
+        while let Some((tree_id, merkle, depth)) = todo.pop() {
+            if depth > MAX_DEPTH || !seen.insert(tree_id) {
+                continue;
+            }
+            missing += u64::from(!listed.contains(&tree_id));
+            let Ok(tree) = reader.tree(&tree_id, &merkle) else {
+                continue;
+            };
+            for node in &tree.nodes {
+                missing += node.chunks.iter().filter(|c| !listed.contains(c)).count() as u64;
+                if let (Some(sub), Some(m)) = (node.subtree, node.merkle) {
+                    todo.push((sub, m, depth + 1));
+                }
+            }
+        }
+        if missing > 0 {
+            self.problem(
+                ProblemKind::Refs,
+                FileType::Refs.name(&refs_id),
+                None,
+                None,
+                format!(
+                    "snapshot {}'s refs object omits {missing} blob(s) its trees need: a prune would delete them. Do not prune; report this as a bug",
+                    id.short()
+                ),
+            );
+        }
     }
 
     /// Check a tree at `depth` and everything below it, each tree once, and return what it
