@@ -545,3 +545,66 @@ fn run_retention_forgets_for_real_with_the_backup_key_only() {
     );
     promtool_check_metrics(&metrics);
 }
+
+/// Bytes of every file under `dir`.
+fn du(dir: &Path) -> u64 {
+    fs::read_dir(dir)
+        .expect("ls")
+        .map(|e| {
+            let e = e.expect("entry");
+            let meta = e.metadata().expect("stat");
+            if meta.is_dir() {
+                du(&e.path())
+            } else {
+                meta.len()
+            }
+        })
+        .sum()
+}
+
+#[test]
+fn run_retention_forgets_and_prunes_for_real_and_reclaims_the_space() {
+    let env = Env::with_repo();
+    let node_dir = env.path("node");
+    node(&node_dir);
+    for day in 1..=3u8 {
+        // A day's own megabyte, which only that day's snapshot needs.
+        let data = vtool_testkit::rng::Rng::new(u64::from(day)).bytes(1 << 20);
+        fs::write(node_dir.join("day.bin"), data).expect("write");
+        env.backup(&["--time", &format!("2026-11-0{day}T03:00:00Z"), s(&node_dir)]);
+    }
+    let before = du(&env.path("repo"));
+    // every = "0": due at every run, so the second run's prune can purge what the first
+    // condemned (grace 0).
+    let cfg = config(
+        &env,
+        "[retention]\nkeep_last = 1\nmax_unused = \"0%\"\ngrace = \"0\"\nevery = \"0\"\n",
+    );
+    for _ in 0..2 {
+        let report = env.json(&["run", "--config", s(&cfg), "--json"]);
+        let r = step(&report, "retention");
+        assert_eq!(r["exit_code"], 0, "{report}");
+        assert_eq!(r["commands"].as_array().map(Vec::len), Some(2), "{r}");
+    }
+    assert_eq!(env.snapshots().len(), 1);
+    let after = du(&env.path("repo"));
+    assert!(
+        after + (3 << 20) / 2 < before,
+        "prune reclaimed too little: {before} -> {after} bytes"
+    );
+    let id = env.identity();
+    env.ok(
+        &[
+            "check",
+            "--repo",
+            &env.repo(),
+            "--read-data",
+            "--identity",
+            &id,
+        ],
+        0,
+    );
+    let target = env.path("restored");
+    env.restore_latest(&target);
+    assert_same(&node_dir, &target.join("node"), Compare::CONTENTS_AND_MODES);
+}
