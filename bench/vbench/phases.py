@@ -26,7 +26,7 @@ LOCAL_BACKUP = "backup"
 class Phase:
     name: str    # key in results / --phases
     title: str
-    kind: str    # "backup" | "restore" | "restore-verify" | "check" | "sftp-backup" | "sftp-copy"
+    kind: str    # "backup" | "restore" | "restore-verify" | "check" | "retention" | "sftp-backup" | "sftp-copy"
     state: str | None  # dataset state it needs ("A"/"B"); None = whatever was backed up last
     needs_backup: bool = False     # reads the local repository: needs a "backup" phase before it
     reference: str | None = None   # extra non-tool measurement (suite.REFERENCES), e.g. "scp"
@@ -45,6 +45,13 @@ PHASES = (
     Phase("restore-verify", "Restore with the tool's own verification (--verify)", "restore-verify", None,
           needs_backup=True),
     Phase("check", "Check the repository, reading all data", "check", None, needs_backup=True),
+    Phase("retention", "Seven days of backups, then forget keeping 3 and prune", "retention", None,
+          needs_backup=True,
+          note="before it, the dataset goes through more simulated days (each tool backs up "
+               "every day, untimed) until every tool has 7 snapshots; timed: `vtool forget "
+               "--keep-last 3` + `vtool prune --grace 0s` (backup key only), `restic forget "
+               "--keep-last 3 --prune`, `borg prune --keep-last 3` + `borg compact`; repo MiB "
+               "after"),
     Phase("sftp-copy", "Copy vtool's local repository to SFTP (127.0.0.1)", "sftp-copy", None,
           needs_backup=True, reference="scp",
           note="MB/s = bytes of vtool's local repository / wall (both rows move the same directory); "

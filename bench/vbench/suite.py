@@ -9,7 +9,7 @@ import sys
 import time
 
 from . import GENERATOR_VERSION, dataset, measure, mutation, targets, tree
-from .phases import Phase
+from .phases import LOCAL_BACKUP, PHASES, Phase
 from .sshd import SshServer
 from .tools import TOOLS
 from .tools.scp import Scp
@@ -66,6 +66,7 @@ class Context:
         self.drop_ok = None
         self.ssh = None                  # SshServer, started by the first SFTP phase
         self.ssh_error = None            # why SFTP phases are skipped
+        self.backups_done = set()        # local backup phases run so far (one snapshot each)
 
     # -- the SFTP server (throwaway sshd on 127.0.0.1; files under <run>/sftp-server/) ----
     def sftp(self):
@@ -212,6 +213,40 @@ def run_check(phase: Phase, tool, ctx: Context) -> dict:
     return _measured(phase, tool, cmd, ctx)
 
 
+RETENTION_DAYS = 7
+
+
+def prepare_retention(tools: list, ctx: Context) -> dict:
+    """More simulated days until every tool holds RETENTION_DAYS snapshots: the dataset
+    changes as one day does (mutation.mutate), then every tool backs it up (untimed)."""
+    days = 0
+    have = sum(1 for p in PHASES if p.kind == LOCAL_BACKUP and p.name in ctx.backups_done)
+    for day in range(have, RETENTION_DAYS):
+        info = mutation.mutate(ctx.data_dir, ctx.opts.seed + day)
+        ctx.state = f"day{day + 1}"
+        days += 1
+        log(f"retention: day {day + 1} ({info['seconds']} s of mutation)")
+        for tool in tools:
+            if tool.name in ctx.broken:
+                continue
+            m = measure.run_measured(tool.backup_cmd(f"day{day + 1}").argv, tool.env(), None, tool.logs,
+                                     f"retention-day{day + 1}", ctx.opts.timeout)
+            if m["rc"] not in tool.backup_cmd("day").ok_codes:
+                ctx.broken[tool.name] = f"retention day {day + 1} backup failed"
+    return {"days_added": days}
+
+
+def run_retention(phase: Phase, tool, ctx: Context) -> dict:
+    cmd = tool.retention_cmd(3)
+    if cmd is None:
+        return {"status": "n/a", "note": "no forget/prune"}
+    m = _measured(phase, tool, cmd, ctx)
+    if m["status"] == "ok":
+        m["repo_bytes"] = sum(measure.du_bytes(p) or 0 for p in tool.repo_paths())
+        m["repo_mib"] = round(m["repo_bytes"] / MIB, 1)
+    return m
+
+
 def run_sftp_backup(phase: Phase, tool, ctx: Context) -> dict:
     """init (timed, but not part of the phase's numbers) + first backup into a new repository
     on the local sshd.  A failure here does not stop the tool's other phases."""
@@ -278,7 +313,7 @@ def run_sftp_copy(phase: Phase, tool, ctx: Context) -> dict:
     return _copy(phase, tool, ctx, tool.repo)
 
 
-RUNNERS = {"backup": run_backup, "restore": run_restore, "restore-verify": run_restore_verify,
+RUNNERS = {"retention": run_retention, "backup": run_backup, "restore": run_restore, "restore-verify": run_restore_verify,
            "check": run_check, "sftp-backup": run_sftp_backup, "sftp-copy": run_sftp_copy}
 
 
@@ -363,6 +398,8 @@ def run_suite(opts, size: int, phases: list) -> dict:
             if mut:
                 results["mutation"] = mut
                 results["dataset"]["B"] = {"bytes": ctx.dataset_bytes(), "files": tree.file_count(ctx.manifest())}
+            if phase.kind == "retention":
+                results["retention"] = prepare_retention(tools, ctx)
             log(f"phase {phase.name}: {phase.title}")
             cells = {}
             for tool in tools:
@@ -370,6 +407,8 @@ def run_suite(opts, size: int, phases: list) -> dict:
                     cells[tool.name] = {"status": "skipped", "note": ctx.broken[tool.name]}
                     continue
                 cells[tool.name] = RUNNERS[phase.kind](phase, tool, ctx)
+            if phase.kind == LOCAL_BACKUP:
+                ctx.backups_done.add(phase.name)
             ph = results["phases"][phase.name] = {"title": phase.title, "kind": phase.kind, "state": ctx.state,
                                                   "dataset_bytes": ctx.dataset_bytes(), "tools": cells}
             if phase.note:

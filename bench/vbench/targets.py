@@ -7,7 +7,8 @@ phase; a different phase with other="vtool" makes a self-comparison).
 
 ``ratio`` orientation depends on the metric:
   throughput / speed / repo / peak_rss   bigger is better for vtool: other / vtool
-                                         (wall time, repo MiB, RSS); met when ratio >= factor
+  / phase_rss                            (wall time, repo MiB, RSS over all backups and
+                                         restores / in this phase); met when ratio >= factor
   cost                                   vtool's wall / other's wall: how much more vtool's
                                          phase costs; met when ratio <= factor
 """
@@ -21,7 +22,7 @@ SUBJECT = "vtool"
 class Target:
     id: str
     phase: str      # phase name, or "*" for all backup/restore phases
-    metric: str     # "throughput" | "speed" | "repo" | "peak_rss" | "cost"
+    metric: str     # "throughput" | "speed" | "repo" | "peak_rss" | "phase_rss" | "cost"
     other: str      # tool or per-phase reference ("scp"); may be SUBJECT with other_phase
     factor: float
     text: str
@@ -47,6 +48,12 @@ TARGETS = (
     Target("restore-verify-cost", "restore-verify", "cost", SUBJECT, 1.3,
            "restore --verify costs at most 30% more than a plain restore", other_phase="restore"),
     Target("check-throughput", "check", "throughput", "restic", 2.5, "check --read-data throughput >= 2.5x restic"),
+    Target("retention-speed", "retention", "speed", "restic", 3.0,
+           "forget keeping 3 + prune >= 3x faster than restic forget --prune"),
+    Target("retention-repo", "retention", "repo", "restic", 1.0,
+           "repository after forget + prune <= restic's"),
+    Target("retention-rss", "retention", "phase_rss", "restic", 1.0,
+           "forget + prune peak memory <= restic's"),
     Target("sftp-copy-throughput", "sftp-copy", "throughput", "scp", 0.8,
            "copy to SFTP throughput >= 0.8x scp of the same repository"),
     Target("peak-rss", "*", "peak_rss", "borg", 1.0, "peak memory (max over backups+restore) <= borg's"),
@@ -92,6 +99,9 @@ def ratio(results, phase, metric, other, other_phase=None):
         return v["wall_s"] / o["wall_s"] if o["wall_s"] > 0 else None
     if metric == "repo":
         return o["repo_mib"] / v["repo_mib"] if v.get("repo_mib") and o.get("repo_mib") else None
+    if metric == "phase_rss":
+        a, b = v.get("peak_rss_mib"), o.get("peak_rss_mib")
+        return b / a if a and b else None
     raise ValueError(metric)
 
 

@@ -82,6 +82,10 @@ class Tool:
     def check_cmd(self) -> Cmd | None:
         return None
 
+    def retention_cmd(self, keep: int) -> Cmd | None:
+        """Keep the ``keep`` newest snapshots and free the space of the others, now."""
+        return None
+
     def copy_cmd(self, ssh, dest_path: str) -> Cmd | None:
         """Copy the local repository to ``dest_path`` on the SFTP server ``ssh`` (sshd.SshServer)."""
         return None

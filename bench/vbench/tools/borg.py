@@ -56,6 +56,11 @@ class Borg(Tool):
     def restored_root(self, target):
         return os.path.join(target, self.data_dir.lstrip("/"))
 
+    def retention_cmd(self, keep):
+        prune = [self.binary, "prune", "--keep-last", str(keep), self.repo]
+        compact = [self.binary, "compact", self.repo]
+        return Cmd(["sh", "-c", f"{shlex.join(prune)} && {shlex.join(compact)}"])
+
     def check_cmd(self):
         return Cmd([self.binary, "check", "--verify-data", self.repo])
 

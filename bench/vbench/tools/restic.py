@@ -44,6 +44,9 @@ class Restic(Tool):
     def check_cmd(self):
         return Cmd([self.binary, "-r", self.repo, "check", "--read-data"])
 
+    def retention_cmd(self, keep):
+        return Cmd([self.binary, "-r", self.repo, "forget", "--keep-last", str(keep), "--prune"])
+
     # -- SFTP repository --------------------------------------------------------------
     def _sftp_args(self, ssh, path):
         command = " ".join(f'"{a}"' if any(c.isspace() for c in a) else a for a in ssh.ssh_argv() + ["-s", "sftp"])

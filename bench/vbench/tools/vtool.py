@@ -12,6 +12,7 @@
 
 import json
 import os
+import shlex
 
 from .base import Cmd, Tool
 
@@ -59,6 +60,13 @@ class Vtool(Tool):
 
     def check_cmd(self):
         return Cmd([self.binary, "check", "--repo", self.repo, "--read-data", "--identity", self.identity])
+
+    def retention_cmd(self, keep):
+        # The identity stays unused: retention runs with the backup key alone.
+        key = ["--repo", self.repo, "--backup-key", self.backup_key]
+        forget = [self.binary, "forget", *key, "--keep-last", str(keep)]
+        prune = [self.binary, "prune", *key, "--grace", "0s"]
+        return Cmd(["sh", "-c", f"{shlex.join(forget)} && {shlex.join(prune)}"])
 
     def copy_cmd(self, ssh, dest_path):
         return Cmd([self.binary, "copy", "--from", self.repo, "--to", ssh.url(dest_path), "--json"],

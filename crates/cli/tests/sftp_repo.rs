@@ -185,3 +185,58 @@ fn a_wrong_host_key_is_refused_with_advice() {
     assert!(err.contains("host key"), "{}", text(&out));
     assert!(!server.dir.path().join("repo").exists());
 }
+
+#[test]
+fn backups_work_on_storage_that_cannot_delete_and_prune_says_it_refused() {
+    let server = Sshd::start_append_only();
+    let mut env = Env::new();
+    ssh_env(&mut env, &server);
+    env.repo_url = Some(server.url(&server.dir.path().join("repo")));
+    env.init();
+    let source = env.path("node");
+    node(&source);
+    env.backup(&[s(&source)]);
+    fs::write(source.join("chaindata/000002.ldb"), b"another table").expect("write");
+    env.backup(&[s(&source)]);
+    let repo = env.repo();
+    let bk = env.backup_key();
+    env.ok(
+        &[
+            "forget",
+            "--repo",
+            &repo,
+            "--backup-key",
+            &bk,
+            "--keep-last",
+            "1",
+        ],
+        0,
+    );
+    let out = env.run(&[
+        "prune",
+        "--repo",
+        &repo,
+        "--backup-key",
+        &bk,
+        "--grace",
+        "0s",
+    ]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("the storage refused to delete") && err.contains("append-only"),
+        "{err}"
+    );
+    // Nothing was lost: the forgotten snapshot is still there and comes back with undo…
+    let snaps = fs::read_dir(server.dir.path().join("repo/snapshots"))
+        .expect("snapshots")
+        .count();
+    assert_eq!(snaps, 2);
+    let check: Value = env.json(&["check", "--repo", &repo, "--packs", "--json"]);
+    assert_eq!(check["ok"], true, "{check:#}");
+    // …which needs deleting too, and says so just as clearly.
+    let out = env.run(&["prune", "--repo", &repo, "--backup-key", &bk, "--undo"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(text(&out).contains("refuses deletes"), "{}", text(&out));
+    restore_identical(&env, &repo, &env.path("restored"), &source);
+}

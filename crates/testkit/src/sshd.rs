@@ -61,6 +61,10 @@ fn free_port() -> u16 {
         .port()
 }
 
+/// The `internal-sftp` flags of an append-only account (see the README's "Append-only
+/// storage").
+pub const APPEND_ONLY_FLAGS: &str = "-P remove,rmdir,posix-rename,setstat,fsetstat,lsetstat";
+
 impl Sshd {
     pub fn start() -> Self {
         Self::start_with("", current_user())
@@ -69,6 +73,13 @@ impl Sshd {
     /// Serve SFTP read-only (`internal-sftp -R`): writes are refused even for root.
     pub fn start_read_only() -> Self {
         Self::start_with("-R", current_user())
+    }
+
+    /// Serve SFTP that cannot delete: `internal-sftp -P` denies removing files and
+    /// directories, overwriting renames and changing attributes, as for a backup account
+    /// whose host may be stolen. Creating files and renaming them into free names works.
+    pub fn start_append_only() -> Self {
+        Self::start_with(APPEND_ONLY_FLAGS, current_user())
     }
 
     /// Log in as `user` instead (the server must run as root): its SFTP sessions have that

@@ -1,4 +1,4 @@
-use anyhow::bail;
+use anyhow::{bail, Context};
 use vtool_snapshot::prune::{self, MaxUnused, PruneOptions};
 
 use super::forget::parse_duration;
@@ -64,7 +64,9 @@ pub fn run(a: Args) -> anyhow::Result<Outcome> {
     let repo = a.repo.open()?;
     let key = a.key.require(&repo, "prune")?;
     if a.undo {
-        let r = prune::undo(&repo, &key, a.dry_run)?;
+        let r = prune::undo(&repo, &key, a.dry_run).with_context(|| {
+            "cannot take the trash back; if the storage refuses deletes (an append-only account, Object Lock), run the undo where deleting is allowed"
+        })?;
         if a.json {
             output::print_json(&r)?;
         } else {

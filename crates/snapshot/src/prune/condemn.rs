@@ -5,10 +5,10 @@ use std::collections::{HashMap, HashSet};
 
 use time::OffsetDateTime;
 
-use super::state::State;
+use super::state::{prefix, read_index, State};
 use super::{MaxUnused, PruneOptions, PruneReport};
 use crate::keys::ChunkKey;
-use crate::pack::{blob_slice, PackWriter};
+use crate::pack::{blob_slice, read_trailer, PackWriter};
 use crate::repofile::{BlobKind, IndexFile, IndexedPack, PackedBlob, TrashRecord, FORMAT_VERSION};
 use crate::{trash, FileType, Id, Progress, Repository, Result};
 
@@ -25,17 +25,11 @@ pub(super) fn condemn(
 ) -> Result<()> {
     let backend = repo.backend();
     let trashed_snapshots = state.trash.snapshots();
-    let used = state.used(backend, &trashed_snapshots)?;
+    let mut used = state.used(backend, &trashed_snapshots)?;
     let condemned_before = state.trash.packs();
     let trashed_indexes = state.trash.indexes();
 
-    // The packs in play: present, not condemned yet, with what the indexes say they hold.
-    let mut listed: HashMap<Id, &IndexedPack> = HashMap::new();
-    for (_, file) in &state.index_files {
-        for p in &file.packs {
-            listed.entry(p.id).or_insert(p);
-        }
-    }
+    // The packs in play: present and not condemned yet.
     let mut candidates: Vec<(Id, u64)> = state
         .present
         .iter()
@@ -43,33 +37,42 @@ pub(super) fn condemn(
         .map(|(id, size)| (*id, *size))
         .collect();
     candidates.sort();
-    let used_bytes_of = |p: &IndexedPack| -> u64 {
-        p.blobs
-            .iter()
-            .filter(|b| used.contains(&b.id))
-            .map(|b| u64::from(b.length))
-            .sum()
-    };
     // Each used blob belongs to one copy: the one in the pack that is most used, so
-    // duplicates (two backups storing the same blob) count as unused elsewhere.
-    let mut by_use: Vec<(Id, u64, f64)> = candidates
+    // duplicates (two backups storing the same blob) count as unused elsewhere. Taking
+    // blobs out of the used set as they are owned also frees its memory as we go.
+    let mut by_use: Vec<(Id, f64)> = candidates
         .iter()
         .filter_map(|(id, size)| {
-            let p = listed.get(id)?;
-            Some((*id, *size, used_bytes_of(p) as f64 / (*size).max(1) as f64))
+            let e = state.packs.get(id)?;
+            let used_bytes: u64 = e
+                .blobs
+                .iter()
+                .filter(|(b, _)| used.contains(b))
+                .map(|(_, l)| u64::from(*l))
+                .sum();
+            Some((*id, used_bytes as f64 / (*size).max(1) as f64))
         })
         .collect();
-    by_use.sort_by(|a, b| b.2.total_cmp(&a.2).then(a.0.cmp(&b.0)));
-    let mut owner: HashSet<Id> = HashSet::new();
-    let mut owned: HashMap<Id, Vec<PackedBlob>> = HashMap::new();
-    for (id, _, _) in &by_use {
-        let mine = owned.entry(*id).or_default();
-        for b in &listed[id].blobs {
-            if used.contains(&b.id) && owner.insert(b.id) {
+    by_use.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+    // Owned bytes per indexed pack; the owned prefixes of packs only partly owned.
+    let mut owned: HashMap<Id, u64> = HashMap::new();
+    let mut owned_blobs: HashMap<Id, HashSet<u64>> = HashMap::new();
+    for (id, _) in &by_use {
+        let e = &state.packs[id];
+        let mut mine = Vec::new();
+        let mut bytes = 0u64;
+        for (b, l) in e.blobs.iter() {
+            if used.remove(b) {
                 mine.push(*b);
+                bytes += u64::from(*l);
             }
         }
+        if !mine.is_empty() && mine.len() < e.blobs.len() {
+            owned_blobs.insert(*id, mine.into_iter().collect());
+        }
+        owned.insert(*id, bytes);
     }
+    drop(used);
 
     let mut condemned: Vec<Id> = Vec::new();
     let mut partly: Vec<(Id, u64, u64)> = Vec::new(); // id, size, owned bytes
@@ -78,20 +81,14 @@ pub(super) fn condemn(
         report.packs += 1;
         report.pack_bytes += size;
         match owned.get(id) {
-            // Never indexed: a backup killed before its index (or still running; then the
-            // purge finds its blobs needed and keeps the pack).
-            None => {
+            // None: never indexed, a backup killed before its index (or still running;
+            // then the purge finds its blobs needed and keeps the pack).
+            None | Some(0) => {
                 condemned.push(*id);
                 report.condemned_bytes += size;
                 total_unused += size;
             }
-            Some(blobs) if blobs.is_empty() => {
-                condemned.push(*id);
-                report.condemned_bytes += size;
-                total_unused += size;
-            }
-            Some(blobs) => {
-                let mine: u64 = blobs.iter().map(|b| u64::from(b.length)).sum();
+            Some(&mine) => {
                 total_used += mine;
                 total_unused += size.saturating_sub(mine);
                 partly.push((*id, *size, mine));
@@ -168,7 +165,12 @@ pub(super) fn condemn(
             ));
             continue;
         }
-        let mut blobs = owned[id].clone();
+        // The exact blobs, from the pack's own (plaintext, hashed) trailer.
+        let mut mine = owned_blobs.remove(id).unwrap_or_default();
+        let mut blobs: Vec<PackedBlob> = read_trailer(&stored)?
+            .into_iter()
+            .filter(|b| mine.remove(&prefix(&b.id)))
+            .collect();
         blobs.sort_by_key(|b| b.offset);
         for b in blobs {
             let w = match writers.entry(b.kind) {
@@ -204,14 +206,16 @@ pub(super) fn condemn(
     let mut superseded: Vec<Id> = Vec::new();
     let mut carried: Vec<IndexedPack> = new_packs;
     let mut carried_ids: HashSet<Id> = carried.iter().map(|p| p.id).collect();
-    for (id, file) in &state.index_files {
-        if trashed_indexes.contains(id) || !file.packs.iter().any(|p| gone.contains(&p.id)) {
+    for (id, packs) in &state.index_files {
+        if trashed_indexes.contains(id) || !packs.iter().any(|p| gone.contains(p)) {
             continue;
         }
+        // Re-read for the full entries of the packs that stay.
+        let file = read_index(backend, id).map_err(crate::Error::Corrupt)?;
         superseded.push(*id);
-        for p in &file.packs {
+        for p in file.packs {
             if !gone.contains(&p.id) && carried_ids.insert(p.id) {
-                carried.push(p.clone());
+                carried.push(p);
             }
         }
     }

@@ -140,10 +140,13 @@ pub fn prune(
     }
     purge::purge(repo, &mut state, opts, &mut report, progress)?;
     if report.refused.is_empty() && !report.purged.is_empty() && !opts.dry_run {
+        report.notes.append(&mut state.notes);
+        drop(state);
         state = State::load(repo, key)?;
     }
     condemn::condemn(repo, key, &mut state, opts, &mut report, progress)?;
     report.notes.append(&mut state.notes);
+    drop(state);
     if report.trash.is_some() && opts.grace.is_zero() && report.refused.is_empty() {
         // No grace period: what was just marked is due at once, if no backup that
         // started before it is still running.

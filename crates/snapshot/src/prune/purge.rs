@@ -5,7 +5,7 @@ use std::collections::{HashMap, HashSet};
 use time::OffsetDateTime;
 use vtool_transfer::{Backend, BackendError};
 
-use super::state::State;
+use super::state::{prefix, read_index, State};
 use super::{Pending, PruneOptions, PruneReport, Purged};
 use crate::pack::read_trailer;
 use crate::repofile::{IndexFile, IndexedPack, WriterOutcome, FORMAT_VERSION};
@@ -124,63 +124,21 @@ pub(super) fn purge(
         .iter()
         .flat_map(|t| t.record.packs.iter().copied())
         .collect();
-
-    // Blobs with a copy that outlives this purge, and what every pack holds.
-    let mut safe: HashSet<Id> = HashSet::new();
-    let mut listed: HashMap<Id, &IndexedPack> = HashMap::new();
-    let mut surviving_listing: HashSet<Id> = HashSet::new();
-    for (id, file) in &state.index_files {
-        let survives = !purged_indexes.contains(id);
-        for p in &file.packs {
-            listed.entry(p.id).or_insert(p);
-            if survives {
-                surviving_listing.insert(p.id);
-                if !purged_packs.contains(&p.id) && state.present.contains_key(&p.id) {
-                    safe.extend(p.blobs.iter().map(|b| b.id));
-                }
-            }
-        }
-    }
-    // Condemned packs that hold a needed blob no other copy has stay, listed by a new
-    // index if the one listing them goes.
-    let mut keep: HashSet<Id> = HashSet::new();
-    let mut relist: Vec<IndexedPack> = Vec::new();
-    for p in &purged_packs {
-        if !state.present.contains_key(p) {
-            continue;
-        }
-        let blobs = match listed.get(p) {
-            Some(ip) => (*ip).clone(),
-            // Never indexed (a backup killed, or one still running when it was condemned,
-            // that has since written its snapshot): the plaintext trailer says.
-            None => match trailer_of(backend, p, state.present[p]) {
-                Some(blobs) => IndexedPack {
-                    id: *p,
-                    size: state.present[p],
-                    blobs,
-                },
-                None => {
-                    // What it holds cannot be told: it stays, and check reports it.
-                    keep.insert(*p);
-                    state.notes.push(format!(
-                        "{} is condemned but its trailer cannot be read; kept",
-                        FileType::Pack.name(p)
-                    ));
-                    continue;
-                }
-            },
-        };
-        if blobs
-            .blobs
-            .iter()
-            .any(|b| used.contains(&b.id) && !safe.contains(&b.id))
-        {
-            keep.insert(*p);
-            if !surviving_listing.contains(p) {
-                relist.push(blobs);
-            }
-        }
-    }
+    let keep = still_needed(backend, state, &used, &purged_packs, &purged_indexes)?;
+    drop(used);
+    let keep_ids: HashSet<Id> = keep.iter().map(|(id, _)| *id).collect();
+    let surviving_listing: HashSet<Id> = state
+        .index_files
+        .iter()
+        .filter(|(id, _)| !purged_indexes.contains(id))
+        .flat_map(|(_, packs)| packs.iter().copied())
+        .collect();
+    let relist: Vec<IndexedPack> = keep
+        .into_iter()
+        .filter_map(|(_, listing)| listing)
+        .filter(|p| !surviving_listing.contains(&p.id))
+        .collect();
+    let keep = keep_ids;
     if opts.dry_run {
         for t in &due_trash {
             report.purged.push(summary(t, state, &keep));
@@ -252,6 +210,118 @@ pub(super) fn purge(
         report.purged.push(done);
     }
     Ok(())
+}
+
+/// The condemned packs that must stay: those holding a needed blob that has no copy in a
+/// pack this purge leaves in place and a surviving index lists, with their exact listing
+/// (`None` when it cannot be read: such a pack stays, unlisted, for check to report).
+/// Prefixes only choose candidates; the decision is made on full ids read again.
+fn still_needed(
+    backend: &dyn Backend,
+    state: &mut State,
+    used: &HashSet<u64>,
+    purged_packs: &HashSet<Id>,
+    purged_indexes: &HashSet<Id>,
+) -> Result<Vec<(Id, Option<IndexedPack>)>> {
+    let mut candidates: HashMap<Id, Option<IndexedPack>> = HashMap::new();
+    let mut unlisted: Vec<Id> = Vec::new();
+    for p in purged_packs {
+        if !state.present.contains_key(p) {
+            continue;
+        }
+        match state.packs.get(p) {
+            Some(e) if !e.blobs.iter().any(|(b, _)| used.contains(b)) => {}
+            Some(_) => {
+                candidates.insert(*p, None);
+            }
+            None => unlisted.push(*p),
+        }
+    }
+    let files: Vec<Id> = state
+        .index_files
+        .iter()
+        .filter(|(_, packs)| packs.iter().any(|p| candidates.contains_key(p)))
+        .map(|(id, _)| *id)
+        .collect();
+    for f in files {
+        let Ok(file) = read_index(backend, &f) else {
+            continue;
+        };
+        for p in file.packs {
+            if let Some(c @ None) = candidates.get_mut(&p.id) {
+                *c = Some(p);
+            }
+        }
+    }
+    for p in unlisted {
+        // Never indexed (a backup killed, or one still running when it was condemned, that
+        // has since written its snapshot): the plaintext trailer says what it holds.
+        let size = state.present[&p];
+        let listing = trailer_of(backend, &p, size).map(|blobs| IndexedPack { id: p, size, blobs });
+        candidates.insert(p, listing);
+    }
+    let mut needed: HashSet<Id> = HashSet::new();
+    for c in candidates.values().flatten() {
+        needed.extend(
+            c.blobs
+                .iter()
+                .filter(|b| used.contains(&prefix(&b.id)))
+                .map(|b| b.id),
+        );
+    }
+    // Copies that outlive this purge, looked for in the index files whose packs share a
+    // prefix with a needed blob.
+    let needed_prefixes: HashSet<u64> = needed.iter().map(prefix).collect();
+    let survives = |p: &Id| !purged_packs.contains(p) && state.present.contains_key(p);
+    let files: Vec<Id> = state
+        .index_files
+        .iter()
+        .filter(|(id, packs)| {
+            !purged_indexes.contains(id)
+                && packs.iter().any(|p| {
+                    survives(p)
+                        && state.packs.get(p).is_some_and(|e| {
+                            e.blobs.iter().any(|(b, _)| needed_prefixes.contains(b))
+                        })
+                })
+        })
+        .map(|(id, _)| *id)
+        .collect();
+    let mut safe: HashSet<Id> = HashSet::new();
+    for f in files {
+        let Ok(file) = read_index(backend, &f) else {
+            continue;
+        };
+        for p in file.packs.iter().filter(|p| survives(&p.id)) {
+            safe.extend(
+                p.blobs
+                    .iter()
+                    .filter(|b| needed.contains(&b.id))
+                    .map(|b| b.id),
+            );
+        }
+    }
+    let mut keep = Vec::new();
+    for (id, listing) in candidates {
+        match listing {
+            None => {
+                state.notes.push(format!(
+                    "{} is condemned but what it holds cannot be read; kept",
+                    FileType::Pack.name(&id)
+                ));
+                keep.push((id, None));
+            }
+            Some(l) => {
+                if l.blobs
+                    .iter()
+                    .any(|b| needed.contains(&b.id) && !safe.contains(&b.id))
+                {
+                    keep.push((id, Some(l)));
+                }
+            }
+        }
+    }
+    Ok(keep)
 }
 
 fn summary(t: &PendingTrash, state: &State, keep: &HashSet<Id>) -> Purged {

@@ -1,23 +1,44 @@
 //! What a prune reads before deciding anything: snapshots and their refs, writers, trash,
-//! index files and the packs present.
+//! the index and the packs present.
+//!
+//! Memory is what limits a prune of a large repository (ten million blobs), so the index is
+//! held compactly: per pack its size and, per blob, the first 8 bytes of the id and the
+//! stored length; the used set is such prefixes too. A prefix shared by two blobs can only
+//! make an unused blob look used (space kept, never data lost); wherever a decision could
+//! delete data, the full ids are read again (index files, pack trailers).
 
 use std::collections::{HashMap, HashSet};
 
 use vtool_transfer::Backend;
 
+use crate::index::decode_index;
 use crate::keys::ChunkKey;
 use crate::repofile::{IndexFile, Snapshot, WriterOutcome};
 use crate::trash::Trash;
 use crate::writers::{self, WriterState};
 use crate::{refs, Error, FileType, Id, Repository, Result};
 
+/// The first 8 bytes of a blob id.
+pub(super) fn prefix(id: &Id) -> u64 {
+    let mut b = [0u8; 8];
+    b.copy_from_slice(&id.0[..8]);
+    u64::from_le_bytes(b)
+}
+
+/// A pack as the index describes it, compactly: blob id prefix and stored length.
+pub(super) struct PackEntry {
+    pub(super) blobs: Box<[(u64, u32)]>,
+}
+
 pub(super) struct State {
     pub(super) trash: Trash,
     pub(super) writers: Vec<WriterState>,
     /// Every snapshot object that authenticates, trashed ones included.
     pub(super) snapshots: Vec<(Id, Snapshot)>,
-    /// Decoded index files by id.
-    pub(super) index_files: Vec<(Id, IndexFile)>,
+    /// Every readable index file and the packs it lists.
+    pub(super) index_files: Vec<(Id, Vec<Id>)>,
+    /// Every pack some index lists (the first listing wins).
+    pub(super) packs: HashMap<Id, PackEntry>,
     /// Packs present, with their stored sizes.
     pub(super) present: HashMap<Id, u64>,
     pub(super) notes: Vec<String>,
@@ -48,12 +69,28 @@ impl State {
             }
         }
         let mut index_files = Vec::new();
-        for (name, file) in repo.index_files(None)? {
-            match (FileType::Index.id_of(&name), file) {
-                (Some(id), Ok(f)) => index_files.push((id, f)),
-                (_, Err(why)) => notes.push(format!("{why}; its packs count as unindexed")),
-                (None, Ok(_)) => notes.push(format!("{name} is not a valid index name; ignored")),
+        let mut packs: HashMap<Id, PackEntry> = HashMap::new();
+        // One file at a time: only the compact form stays.
+        for obj in backend.list(FileType::Index.dir())? {
+            let Some(id) = FileType::Index.id_of(&obj.name) else {
+                notes.push(format!("{} is not a valid index name; ignored", obj.name));
+                continue;
+            };
+            let file = match read_index(backend, &id) {
+                Ok(f) => f,
+                Err(why) => {
+                    notes.push(format!("{why}; its packs count as unindexed"));
+                    continue;
+                }
+            };
+            let mut listed = Vec::with_capacity(file.packs.len());
+            for p in file.packs {
+                listed.push(p.id);
+                packs.entry(p.id).or_insert_with(|| PackEntry {
+                    blobs: p.blobs.iter().map(|b| (prefix(&b.id), b.length)).collect(),
+                });
             }
+            index_files.push((id, listed));
         }
         let present = backend
             .list(FileType::Pack.dir())?
@@ -65,20 +102,20 @@ impl State {
             writers,
             snapshots,
             index_files,
+            packs,
             present,
             notes,
         })
     }
 
-    /// Every blob needed by the snapshots not in `leaving`, and by backups that ended but
-    /// whose snapshot is not there (yet): their end marker names the refs.
+    /// The prefixes of every blob needed by the snapshots not in `leaving`, and by backups
+    /// that ended but whose snapshot is not there (yet): their end marker names the refs.
     pub(super) fn used(
         &mut self,
         backend: &dyn Backend,
         leaving: &HashSet<Id>,
-    ) -> Result<HashSet<Id>> {
+    ) -> Result<HashSet<u64>> {
         let present: HashSet<Id> = self.snapshots.iter().map(|(id, _)| *id).collect();
-        let mut used = HashSet::new();
         let mut wanted: Vec<Id> = Vec::new();
         for (id, s) in &self.snapshots {
             if leaving.contains(id) {
@@ -96,14 +133,17 @@ impl State {
         }
         wanted.sort();
         wanted.dedup();
+        let mut used = HashSet::new();
         for r in wanted {
-            let ids = refs::load(backend, &r).map_err(|e| {
+            refs::visit(backend, &r, |b| {
+                used.insert(prefix(b));
+            })
+            .map_err(|e| {
                 Error::Corrupt(format!(
                     "refs object {} cannot be read ({e}); nothing was deleted. Run `vtool check`",
                     r.short()
                 ))
             })?;
-            used.extend(ids);
         }
         // A backup that claimed its end but whose snapshot is not there (yet, or ever: it
         // was killed in between) keeps what it references.
@@ -115,8 +155,9 @@ impl State {
                 if present.contains(&s) {
                     continue;
                 }
-                match refs::load(backend, &r) {
-                    Ok(ids) => used.extend(ids),
+                let mut pinned = Vec::new();
+                match refs::visit(backend, &r, |b| pinned.push(prefix(b))) {
+                    Ok(()) => used.extend(pinned),
                     Err(e) => self.notes.push(format!(
                         "writer {} ended without its snapshot and its refs cannot be read ({e}); it keeps nothing",
                         w.id.short()
@@ -126,4 +167,14 @@ impl State {
         }
         Ok(used)
     }
+}
+
+/// Read and decode one index file, checked against its name.
+pub(super) fn read_index(backend: &dyn Backend, id: &Id) -> std::result::Result<IndexFile, String> {
+    let name = FileType::Index.name(id);
+    let data = backend.get(&name).map_err(|e| format!("{name}: {e}"))?;
+    if !FileType::Index.named_right(&name, &data) {
+        return Err(format!("{name} does not match its content hash"));
+    }
+    decode_index(&name, &data).map_err(|e| e.to_string())
 }
