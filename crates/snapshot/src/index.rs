@@ -154,6 +154,19 @@ pub fn encode_index(file: &IndexFile) -> Result<Vec<u8>> {
     zstd::bulk::compress(&json, 3).map_err(|e| Error::Internal(format!("compress index: {e}")))
 }
 
+/// Read index file `name` from `backend`, checked against its name and decoded; `Err` says
+/// why it cannot be used.
+pub fn read_index_file(
+    backend: &dyn vtool_transfer::Backend,
+    name: &str,
+) -> std::result::Result<IndexFile, String> {
+    let data = backend.get(name).map_err(|e| format!("{name}: {e}"))?;
+    if !crate::FileType::Index.named_right(name, &data) {
+        return Err(format!("{name} does not match its content hash"));
+    }
+    decode_index(name, &data).map_err(|e| e.to_string())
+}
+
 /// Decode an index file, refusing absurd sizes from a hostile repository.
 pub fn decode_index(name: &str, data: &[u8]) -> Result<IndexFile> {
     use std::io::Read;

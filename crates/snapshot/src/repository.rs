@@ -7,7 +7,7 @@ use crate::cache::Cache;
 use crate::index::{decode_index, encode_index, MasterIndex};
 use crate::keys::{BackupKey, ChunkKey, RestoreKey};
 use crate::pack::PackLayout;
-use crate::repofile::{Config, IndexFile, KeyObject, Snapshot, TrashRecord, FORMAT_VERSION};
+use crate::repofile::{Config, IndexFile, KeyObject, Snapshot, FORMAT_VERSION};
 use crate::sealed::{list_sealed, seal, Sealed, SealedKind, SealedListing};
 use crate::{chunker, crypto, Error, FileType, Id, Result};
 
@@ -226,16 +226,7 @@ impl Repository {
     /// from it, which is no more than a storage host can do by deleting them.
     pub fn snapshots(&self) -> Result<SnapshotListing> {
         let mut listing = self.all_snapshots()?;
-        let records = list_sealed::<TrashRecord>(
-            self.backend.as_ref(),
-            FileType::Trash,
-            crate::trash::MAX_SIZE,
-        )?;
-        let trashed: std::collections::HashSet<Id> = records
-            .objects
-            .iter()
-            .flat_map(|(_, t)| t.snapshots.iter().copied())
-            .collect();
+        let trashed = crate::trash::listed_snapshots(self.backend.as_ref())?;
         listing.objects.retain(|(id, _)| !trashed.contains(id));
         Ok(listing)
     }
@@ -307,37 +298,20 @@ impl Repository {
     /// out and named in [`MasterIndex::damaged`] (one planted file must not stop every backup
     /// and restore; what it listed shows up as missing blobs, which `check` attributes).
     pub fn load_index(&self, cache: Option<&Cache>) -> Result<MasterIndex> {
-        let mut index = MasterIndex::default();
-        for (_, f) in self.index_files(cache)? {
-            match f {
-                Ok(f) => index.add_file(&f),
-                Err(why) => index.damaged.push(why),
-            }
-        }
-        Ok(index)
-    }
-
-    /// Every index file by name, each decoded or with why it could not be.
-    #[allow(clippy::type_complexity)]
-    pub fn index_files(
-        &self,
-        cache: Option<&Cache>,
-    ) -> Result<Vec<(String, std::result::Result<IndexFile, String>)>> {
         let objects = self.backend.list("index")?;
-        objects
+        let files = objects
             .par_iter()
-            .map(|obj| -> Result<_> {
-                let name = obj.name.clone();
+            .map(|obj| -> Result<std::result::Result<_, String>> {
                 let cached = cache.and_then(|c| c.read_index(&obj.name));
                 let data = match cached {
                     Some(d) => d,
                     None => {
                         let d = self.backend.get(&obj.name)?;
                         if !FileType::Index.named_right(&obj.name, &d) {
-                            return Ok((
-                                name,
-                                Err(format!("{} does not match its content hash", obj.name)),
-                            ));
+                            return Ok(Err(format!(
+                                "{} does not match its content hash",
+                                obj.name
+                            )));
                         }
                         if let Some(c) = cache {
                             c.write_index(&obj.name, &d);
@@ -345,12 +319,17 @@ impl Repository {
                         d
                     }
                 };
-                Ok((
-                    name,
-                    decode_index(&obj.name, &data).map_err(|e| e.to_string()),
-                ))
+                Ok(decode_index(&obj.name, &data).map_err(|e| e.to_string()))
             })
-            .collect()
+            .collect::<Result<Vec<_>>>()?;
+        let mut index = MasterIndex::default();
+        for f in files {
+            match f {
+                Ok(f) => index.add_file(&f),
+                Err(why) => index.damaged.push(why),
+            }
+        }
+        Ok(index)
     }
 }
 

@@ -13,7 +13,7 @@ use crate::sealed::{list_sealed, seal, SealedKind};
 use crate::{writers, FileType, Id, Result};
 
 /// Trash and waiting records are small lists of ids.
-pub(crate) const MAX_SIZE: u64 = 64 << 20;
+const MAX_SIZE: u64 = 64 << 20;
 
 /// One pending trash record and, once written, the writers it waits for.
 #[derive(Debug, Clone)]
@@ -69,27 +69,36 @@ impl Trash {
 
     /// Snapshots marked by forget: hidden from listings, restorable until purged.
     pub fn snapshots(&self) -> HashSet<Id> {
-        self.pending
-            .iter()
-            .flat_map(|t| t.record.snapshots.iter().copied())
-            .collect()
+        union(&self.pending, |t| &t.snapshots)
     }
 
     /// Packs marked by prune: backups no longer deduplicate against them.
     pub fn packs(&self) -> HashSet<Id> {
-        self.pending
-            .iter()
-            .flat_map(|t| t.record.packs.iter().copied())
-            .collect()
+        union(&self.pending, |t| &t.packs)
     }
 
     /// Index files superseded by a prune.
     pub fn indexes(&self) -> HashSet<Id> {
-        self.pending
-            .iter()
-            .flat_map(|t| t.record.indexes.iter().copied())
-            .collect()
+        union(&self.pending, |t| &t.indexes)
     }
+}
+
+/// One list of every record of `pending` together (`field` picks which).
+pub fn union(pending: &[PendingTrash], field: impl Fn(&TrashRecord) -> &Vec<Id>) -> HashSet<Id> {
+    pending
+        .iter()
+        .flat_map(|t| field(&t.record).iter().copied())
+        .collect()
+}
+
+/// The snapshots any parseable trash record names, without a key (listings need none).
+pub fn listed_snapshots(backend: &dyn Backend) -> Result<HashSet<Id>> {
+    let records = list_sealed::<TrashRecord>(backend, FileType::Trash, MAX_SIZE)?;
+    Ok(records
+        .objects
+        .iter()
+        .flat_map(|(_, t)| t.snapshots.iter().copied())
+        .collect())
 }
 
 /// Write a trash record, then the writers it waits for (every writer not ended once the

@@ -45,13 +45,13 @@ impl Writer {
     /// not be written, since what it references may be gone.
     pub fn finish(&self, backend: &dyn Backend, snapshot: Id, refs: Id) -> Result<()> {
         let end = WriterEnd {
-            kind: "vtool-writer-end".into(),
-            version: 1,
-            outcome: WriterOutcome::Finished,
-            time: OffsetDateTime::now_utc(),
-            hostname: crate::hostname(),
             snapshot: Some(snapshot),
             refs: Some(refs),
+            ..end_marker(
+                WriterOutcome::Finished,
+                OffsetDateTime::now_utc(),
+                crate::hostname(),
+            )
         };
         match put_json(backend, &FileType::WriterEnd.name(&self.id), &end) {
             Err(Error::Backend(BackendError::AlreadyExists(_))) => Err(Error::Stale(format!(
@@ -108,14 +108,12 @@ pub fn list(backend: &dyn Backend) -> Result<Vec<WriterState>> {
         });
         // An end marker that does not parse still ends the writer: nobody can create it
         // again, and the backup only writes its snapshot after creating it itself.
-        state.end = Some(end.unwrap_or(WriterEnd {
-            kind: "vtool-writer-end".into(),
-            version: 1,
-            outcome: WriterOutcome::Stale,
-            time: OffsetDateTime::UNIX_EPOCH,
-            hostname: String::new(),
-            snapshot: None,
-            refs: None,
+        state.end = Some(end.unwrap_or_else(|| {
+            end_marker(
+                WriterOutcome::Stale,
+                OffsetDateTime::UNIX_EPOCH,
+                String::new(),
+            )
         }));
     }
     Ok(states.into_values().collect())
@@ -124,15 +122,11 @@ pub fn list(backend: &dyn Backend) -> Result<Vec<WriterState>> {
 /// Declare a writer stale. `Ok(true)` when this call ended it; `Ok(false)` when it had
 /// ended already (the backup finished first: read its end marker for the refs).
 pub fn declare_stale(backend: &dyn Backend, id: &Id) -> Result<bool> {
-    let end = WriterEnd {
-        kind: "vtool-writer-end".into(),
-        version: 1,
-        outcome: WriterOutcome::Stale,
-        time: OffsetDateTime::now_utc(),
-        hostname: crate::hostname(),
-        snapshot: None,
-        refs: None,
-    };
+    let end = end_marker(
+        WriterOutcome::Stale,
+        OffsetDateTime::now_utc(),
+        crate::hostname(),
+    );
     match put_json(backend, &FileType::WriterEnd.name(id), &end) {
         Ok(()) => Ok(true),
         Err(Error::Backend(BackendError::AlreadyExists(_))) => Ok(false),
@@ -150,6 +144,19 @@ pub fn remove(backend: &dyn Backend, id: &Id) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// An end marker naming no snapshot (a finished one adds its snapshot and refs).
+fn end_marker(outcome: WriterOutcome, time: OffsetDateTime, hostname: String) -> WriterEnd {
+    WriterEnd {
+        kind: "vtool-writer-end".into(),
+        version: 1,
+        outcome,
+        time,
+        hostname,
+        snapshot: None,
+        refs: None,
+    }
 }
 
 fn put_json<T: serde::Serialize>(backend: &dyn Backend, name: &str, value: &T) -> Result<()> {

@@ -23,17 +23,13 @@ pub(super) fn remove_ended_writers(backend: &dyn Backend, state: &State) -> Resu
             WriterOutcome::Stale => true,
             WriterOutcome::Finished => end.snapshot.is_some_and(|s| present.contains(&s)),
         };
-        if done && remove_quietly(|| writers::remove(backend, &w.id)) {
+        // Housekeeping on storage that may refuse deletes: a refusal here is reported by
+        // the deletions that matter.
+        if done && writers::remove(backend, &w.id).is_ok() {
             removed += 1;
         }
     }
     Ok(removed)
-}
-
-/// Housekeeping on storage that may refuse deletes: a refusal here is reported by the
-/// deletions that matter.
-fn remove_quietly(f: impl FnOnce() -> Result<()>) -> bool {
-    f().is_ok()
 }
 
 /// Whether a trash record may be carried out now, or why not. Stale writers it waits for
@@ -111,19 +107,10 @@ pub(super) fn purge(
     if report.writers_declared_stale > 0 {
         state.writers = writers::list(backend)?;
     }
-    let leaving: HashSet<Id> = due_trash
-        .iter()
-        .flat_map(|t| t.record.snapshots.iter().copied())
-        .collect();
+    let leaving = trash::union(&due_trash, |t| &t.snapshots);
     let used = state.used(backend, &leaving)?;
-    let purged_indexes: HashSet<Id> = due_trash
-        .iter()
-        .flat_map(|t| t.record.indexes.iter().copied())
-        .collect();
-    let purged_packs: HashSet<Id> = due_trash
-        .iter()
-        .flat_map(|t| t.record.packs.iter().copied())
-        .collect();
+    let purged_indexes = trash::union(&due_trash, |t| &t.indexes);
+    let purged_packs = trash::union(&due_trash, |t| &t.packs);
     let keep = still_needed(backend, state, &used, &purged_packs, &purged_indexes)?;
     drop(used);
     let keep_ids: HashSet<Id> = keep.iter().map(|(id, _)| *id).collect();
@@ -165,8 +152,9 @@ pub(super) fn purge(
                 .filter_map(|w| w.end.as_ref().and_then(|e| e.refs)),
         )
         .collect();
-    let total: u64 = due_trash.iter().map(|t| t.record.packs.len() as u64).sum();
-    progress.stage("deleting trash", total, 0);
+    let doomed: Vec<&Id> = purged_packs.iter().filter(|p| !keep.contains(p)).collect();
+    let bytes: u64 = doomed.iter().filter_map(|p| state.present.get(p)).sum();
+    progress.stage("deleting trash", doomed.len() as u64, bytes);
     for t in &due_trash {
         let done = summary(t, state, &keep);
         // Snapshots first, packs last: an undo racing this run can only bring back
@@ -197,8 +185,11 @@ pub(super) fn purge(
                     return Ok(());
                 }
             }
-            if name.starts_with("packs/") {
-                progress.advance(0);
+            if let Some(size) = FileType::Pack
+                .id_of(&name)
+                .and_then(|p| state.present.get(&p))
+            {
+                progress.advance(*size);
             }
         }
         if let Err(e) = trash::remove(backend, &t.id) {
@@ -351,8 +342,6 @@ fn trailer_of(
     let tail = backend.get_range(&name, size.checked_sub(4)?, 4).ok()?;
     let len = u64::from(u32::from_le_bytes(tail.as_slice().try_into().ok()?));
     let start = size.checked_sub(4)?.checked_sub(len)?;
-    let mut data = backend.get_range(&name, start, len + 4).ok()?;
-    // read_trailer takes the whole tail: trailer then its length.
-    data.truncate((len + 4) as usize);
-    read_trailer(&data).ok()
+    // read_trailer takes the whole tail: the trailer, then its length.
+    read_trailer(&backend.get_range(&name, start, len + 4).ok()?).ok()
 }

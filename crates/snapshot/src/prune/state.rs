@@ -11,7 +11,7 @@ use std::collections::{HashMap, HashSet};
 
 use vtool_transfer::Backend;
 
-use crate::index::decode_index;
+use crate::index::read_index_file;
 use crate::keys::ChunkKey;
 use crate::repofile::{IndexFile, Snapshot, WriterOutcome};
 use crate::trash::Trash;
@@ -171,10 +171,5 @@ impl State {
 
 /// Read and decode one index file, checked against its name.
 pub(super) fn read_index(backend: &dyn Backend, id: &Id) -> std::result::Result<IndexFile, String> {
-    let name = FileType::Index.name(id);
-    let data = backend.get(&name).map_err(|e| format!("{name}: {e}"))?;
-    if !FileType::Index.named_right(&name, &data) {
-        return Err(format!("{name} does not match its content hash"));
-    }
-    decode_index(&name, &data).map_err(|e| e.to_string())
+    read_index_file(backend, &FileType::Index.name(id))
 }

@@ -241,7 +241,7 @@ impl Checker {
             .filter_map(|(id, s)| Some((*id, s.refs?)))
             .collect();
         for (snap, refs) in named {
-            if let Err(e) = vtool_snapshot::refs::load(self.backend.as_ref(), &refs) {
+            if let Err(e) = vtool_snapshot::refs::visit(self.backend.as_ref(), &refs, |_| {}) {
                 self.problem(
                     ProblemKind::Refs,
                     FileType::Refs.name(&refs),

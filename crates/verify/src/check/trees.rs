@@ -141,10 +141,14 @@ impl Checker {
     /// delete it. Trees that cannot be loaded are reported by the walk.
     fn check_refs_cover(&mut self, reader: &BlobReader, id: &Id, snap: &Snapshot) {
         let Some(refs_id) = snap.refs else { return };
-        let Ok(listed) = vtool_snapshot::refs::load(self.backend.as_ref(), &refs_id) else {
+        let mut listed: HashSet<Id> = HashSet::new();
+        if vtool_snapshot::refs::visit(self.backend.as_ref(), &refs_id, |b| {
+            listed.insert(*b);
+        })
+        .is_err()
+        {
             return; // reported by the structure check
-        };
-        let listed: HashSet<Id> = listed.into_iter().collect();
+        }
         let mut missing = 0u64;
         let mut seen: HashSet<Id> = HashSet::new();
         let mut todo = vec![(snap.tree, snap.fingerprint, 0usize)];
