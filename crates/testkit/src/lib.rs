@@ -1,7 +1,8 @@
 //! What vtool's integration tests share, written once: a seeded random source, generated node
-//! directories, tree listings and their comparison, a throwaway OpenSSH server, and running
-//! code under a time limit. Not published; only dev-dependencies use it.
+//! directories, tree listings and their comparison, a throwaway OpenSSH server, a Beacon API
+//! double, and running code under a time limit. Not published; only dev-dependencies use it.
 
+pub mod beacon;
 pub mod node;
 pub mod rng;
 pub mod sshd;

@@ -58,6 +58,7 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+pub mod beacon;
 pub mod budget;
 pub mod definitions;
 pub mod discover;
@@ -66,6 +67,7 @@ pub mod kdf;
 pub mod keys_check;
 pub mod keystore;
 pub mod keystore_create;
+pub mod liveness;
 pub mod password;
 pub mod profiles;
 pub mod slashing;
