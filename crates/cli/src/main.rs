@@ -53,6 +53,15 @@ enum Command {
     Drill(cmd::drill::Args),
     /// List drill records, newest first (authenticated with --identity or --backup-key).
     Drills(cmd::drills::Args),
+    /// The pre-migration gate: one fail-closed verdict that validators may start elsewhere.
+    Gate(cmd::gate::Args),
+    /// List gate reports and restore overrides, newest first (authenticated with a key).
+    Reports(cmd::reports::Args),
+    /// Show one gate report (`report show ID --format md|json`).
+    Report {
+        #[command(subcommand)]
+        command: cmd::report::Command,
+    },
     /// Copy a repository elsewhere (off-site, a drive), sending only what is missing.
     Copy(cmd::copy::Args),
     /// Apply retention rules: put the snapshots they remove in the trash (undoable).
@@ -115,6 +124,9 @@ fn main() -> ExitCode {
         Command::Checksums(a) => cmd::checksums::run(a),
         Command::Drill(a) => cmd::drill::run(a),
         Command::Drills(a) => cmd::drills::run(a),
+        Command::Gate(a) => cmd::gate::run(a),
+        Command::Reports(a) => cmd::reports::run(a),
+        Command::Report { command } => cmd::report::run(command),
         Command::Copy(a) => cmd::copy::run(a),
         Command::Forget(a) => cmd::forget::run(a),
         Command::Prune(a) => cmd::prune::run(a),

@@ -228,7 +228,8 @@ fn copy_then_check_and_restore_from_the_copy() {
             "index",
             "refs",
             "snapshots",
-            "drills"
+            "drills",
+            "reports"
         ]
     );
     let copied = j["total"]["copied_objects"].as_u64().expect("copied");

@@ -9,6 +9,7 @@ mod cli;
 mod damage;
 mod drill;
 mod fuzz;
+mod gate;
 mod hostile;
 mod profiles;
 mod prune;

@@ -2,7 +2,7 @@
 //! what the destination lacks. Needs no key: objects are copied as they are stored.
 //!
 //! Order: key objects and config (only into a new destination; an existing one must be the
-//! same repository), then packs, indexes, snapshots and drill records last, so the
+//! same repository), then packs, indexes, snapshots, drill records and gate reports last, so the
 //! destination is a valid repository at every moment and an interrupted copy resumes where
 //! it stopped. Every content-addressed object is checked against its hash before it is sent.
 
@@ -133,8 +133,10 @@ pub fn copy_repository(
         // A snapshot's refs object before the snapshot that names it.
         CopyPhase::content_addressed("refs"),
         CopyPhase::content_addressed("snapshots"),
-        // Drill records name snapshots; they travel after them.
+        // Drill records and gate reports name snapshots; they travel after them. Check
+        // records stay: each vouches only for the location it checked.
         CopyPhase::content_addressed("drills"),
+        CopyPhase::content_addressed("reports"),
     ];
     let report = match &opts.snapshots {
         None => copy_objects(src.backend(), dst, &data_phases, &copy_opts, progress)?,

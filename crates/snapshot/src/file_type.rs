@@ -33,11 +33,15 @@ pub enum FileType {
     Trash,
     /// `waiting/<trash id>`: the writers a trash record waits for; sealed.
     Waiting,
+    /// `checks/<id>`: the outcome of a `vtool check` run at this location; sealed.
+    CheckRecord,
+    /// `reports/<id>`: a gate's verdict with its evidence, or a restore's override; sealed.
+    Report,
 }
 
 impl FileType {
     /// Every kind of object.
-    pub const ALL: [FileType; 12] = [
+    pub const ALL: [FileType; 14] = [
         FileType::Key,
         FileType::Config,
         FileType::Pack,
@@ -50,6 +54,8 @@ impl FileType {
         FileType::WriterEnd,
         FileType::Trash,
         FileType::Waiting,
+        FileType::CheckRecord,
+        FileType::Report,
     ];
 
     /// The directory its objects are listed under (`config` is the file itself).
@@ -67,6 +73,8 @@ impl FileType {
             FileType::WriterEnd => "ends",
             FileType::Trash => "trash",
             FileType::Waiting => "waiting",
+            FileType::CheckRecord => "checks",
+            FileType::Report => "reports",
         }
     }
 
@@ -83,6 +91,8 @@ impl FileType {
             FileType::DrillRecord => Some(SealedKind::DrillRecord),
             FileType::Trash => Some(SealedKind::Trash),
             FileType::Waiting => Some(SealedKind::Waiting),
+            FileType::CheckRecord => Some(SealedKind::CheckRecord),
+            FileType::Report => Some(SealedKind::Report),
             _ => None,
         }
     }

@@ -7,7 +7,7 @@ use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
 
 use crate::{Error, Result};
 
-pub(crate) fn build_globs(patterns: &[String]) -> Result<GlobSet> {
+pub fn build_globs(patterns: &[String]) -> Result<GlobSet> {
     let mut b = GlobSetBuilder::new();
     for p in patterns {
         let glob = GlobBuilder::new(p)
@@ -17,6 +17,16 @@ pub(crate) fn build_globs(patterns: &[String]) -> Result<GlobSet> {
         b.add(glob);
     }
     b.build().map_err(|e| Error::Pattern(e.to_string()))
+}
+
+/// Whether `rel_path` (`/`-separated) is inside what `include` selects: it or one of its
+/// parent directories matches, as `restore --include` decides. Everything when empty.
+pub fn is_included(include: &GlobSet, rel_path: &str) -> bool {
+    include.is_empty()
+        || std::iter::successors(Some(rel_path), |p| {
+            p.rsplit_once('/').map(|(parent, _)| parent)
+        })
+        .any(|p| include.is_match(p))
 }
 
 #[cfg(test)]

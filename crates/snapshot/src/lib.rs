@@ -32,7 +32,7 @@ pub mod crypto;
 mod error;
 mod file_type;
 pub mod forget;
-mod glob;
+pub mod glob;
 mod id;
 pub mod index;
 pub mod keys;

@@ -271,6 +271,10 @@ pub struct DrillRecord {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub failure: Option<String>,
     pub vtool_version: String,
+    /// Validator public keys (0x…) whose restored EIP-2335 keystores decrypted with their
+    /// passwords during the drill (`vtool drill --prove-keys`); the gate's proof of keys.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub proven_keys: Vec<String>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
@@ -378,4 +382,157 @@ pub struct WaitingRecord {
     #[serde(with = "time::serde::rfc3339")]
     pub time: OffsetDateTime,
     pub writers: Vec<Id>,
+}
+
+/// `checks/<blake3>`: the body of a sealed object, one per `vtool check` run that held a key,
+/// stored at the location it checked. The gate's proof that a copy was verified recently.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct CheckRecord {
+    /// Always `"vtool-check"`.
+    pub kind: String,
+    pub version: u32,
+    /// When the check finished.
+    #[serde(with = "time::serde::rfc3339")]
+    pub time: OffsetDateTime,
+    pub hostname: String,
+    /// The repository location as checked (a canonical local path or the URL); a record
+    /// vouches only for the location it names.
+    pub location: String,
+    /// `structure`, `packs` or `read-data`.
+    pub level: String,
+    /// The `--subset` slice (`n/t`) when only part of the packs was read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subset: Option<String>,
+    pub packs_checked: u64,
+    pub problems: u64,
+    pub passed: bool,
+    /// Every snapshot object present when the check ran.
+    pub snapshots: Vec<Id>,
+    pub vtool_version: String,
+}
+
+/// `reports/<blake3>`: the body of a sealed object: a `vtool gate` verdict with its evidence,
+/// or a `vtool restore --no-gate` override. Never overwritten.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct GateReport {
+    /// `"vtool-gate-report"` or `"vtool-gate-override"`.
+    pub kind: String,
+    pub version: u32,
+    #[serde(with = "time::serde::rfc3339")]
+    pub time: OffsetDateTime,
+    pub hostname: String,
+    pub vtool_version: String,
+    /// Every check passed (always false for an override).
+    pub passed: bool,
+    pub snapshot: Option<Id>,
+    pub fingerprint: Option<Id>,
+    /// The migrating validator keys (0x…, lowercase).
+    pub pubkeys: Vec<String>,
+    pub inputs: GateInputs,
+    pub checks: Vec<GateCheck>,
+    /// Per key, the evidence behind the checks.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub keys: Vec<KeyEvidence>,
+    /// The lowest finalized epoch over the beacon nodes, read after the liveness watch.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finalized_epoch: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interchange: Option<InterchangeEvidence>,
+    /// An override: what was done without a gate, and where.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub override_of: Option<String>,
+}
+
+/// What a gate was asked, as given.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct GateInputs {
+    pub repo: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub copy_repos: Vec<String>,
+    pub snapshot: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slashing: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub beacons: Vec<String>,
+    pub copies: u32,
+    pub max_age_secs: u64,
+    pub epochs: u64,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub expect_versions: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum CheckStatus {
+    Pass,
+    Fail,
+    /// Could not be decided; counts as a failure.
+    Unknown,
+}
+
+/// One of the gate's checks.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct GateCheck {
+    /// `backup`, `drill`, `copies`, `keys`, `slashing`, `offline`, `finality`, `software`.
+    pub name: String,
+    pub status: CheckStatus,
+    /// One line: why it passed or what is missing.
+    pub summary: String,
+    /// The facts it rests on, one per line.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub evidence: Vec<String>,
+    /// Worth knowing, not failing (a single beacon node).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
+}
+
+/// What the gate knew about one key.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct KeyEvidence {
+    pub pubkey: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub index: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<String>,
+    /// The snapshot holds a keystore for it.
+    pub in_snapshot: bool,
+    /// The drill record that decrypted its keystore.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub proven_by_drill: Option<Id>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slashing: Option<SlashingRange>,
+    /// Each watched epoch on each node: `Some(is_live)`, or `None` when it could not be seen.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub liveness: Vec<EpochLiveness>,
+    /// Why this key fails the gate, if it does.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub problems: Vec<String>,
+}
+
+/// A key's slashing-protection history in the interchange.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct SlashingRange {
+    pub blocks: u64,
+    pub attestations: u64,
+    pub min_slot: Option<u64>,
+    pub max_slot: Option<u64>,
+    pub min_source_epoch: Option<u64>,
+    pub max_source_epoch: Option<u64>,
+    pub min_target_epoch: Option<u64>,
+    pub max_target_epoch: Option<u64>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct EpochLiveness {
+    pub epoch: u64,
+    pub node: String,
+    pub live: Option<bool>,
+}
+
+/// The slashing-protection interchange the gate read, named by the hash of its exact bytes.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct InterchangeEvidence {
+    pub blake3: String,
+    pub format_version: String,
+    pub genesis_validators_root: String,
 }

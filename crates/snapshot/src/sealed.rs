@@ -1,5 +1,5 @@
 //! Sealed objects: repository objects a storage host must not forge or alter (the config,
-//! snapshots, drill records), authenticated over the exact bytes stored.
+//! snapshots, drill, check and gate records), authenticated over the exact bytes stored.
 //!
 //! A sealed object is the envelope `{"mac":"<hex>","body":<JSON>}`. The MAC is a keyed BLAKE3
 //! of the body's bytes exactly as they appear in the stored object, keyed by a key derived
@@ -28,6 +28,8 @@ pub enum SealedKind {
     DrillRecord,
     Trash,
     Waiting,
+    CheckRecord,
+    Report,
 }
 
 impl SealedKind {
@@ -38,13 +40,19 @@ impl SealedKind {
             SealedKind::DrillRecord => "vtool 2026-12 sealed drill record",
             SealedKind::Trash => "vtool 2026-12 sealed trash record",
             SealedKind::Waiting => "vtool 2026-12 sealed waiting record",
+            SealedKind::CheckRecord => "vtool 2026-12 sealed check record",
+            SealedKind::Report => "vtool 2026-12 sealed gate report",
         }
     }
 
     /// The context of format 1's in-struct `mac` field (format 1 configs had none).
     fn legacy_context(self) -> Option<&'static str> {
         match self {
-            SealedKind::Config | SealedKind::Trash | SealedKind::Waiting => None,
+            SealedKind::Config
+            | SealedKind::Trash
+            | SealedKind::Waiting
+            | SealedKind::CheckRecord
+            | SealedKind::Report => None,
             SealedKind::Snapshot => Some("vtool 2026-11 snapshot authentication"),
             SealedKind::DrillRecord => Some("vtool 2026-11 drill record authentication"),
         }
@@ -58,6 +66,8 @@ impl SealedKind {
             SealedKind::DrillRecord => "drill record",
             SealedKind::Trash => "trash record",
             SealedKind::Waiting => "waiting record",
+            SealedKind::CheckRecord => "check record",
+            SealedKind::Report => "gate report",
         }
     }
 }

@@ -71,6 +71,32 @@ impl RepoUrl {
     }
 }
 
+impl RepoUrl {
+    /// One spelling per location, for records that must name the place they vouch for: an
+    /// absolute local path with symlinks resolved (as given when it cannot be resolved), and
+    /// `sftp://user@host:port/path` with the port always written.
+    pub fn canonical(&self) -> String {
+        match self {
+            RepoUrl::Local(p) => std::fs::canonicalize(p)
+                .unwrap_or_else(|_| p.clone())
+                .display()
+                .to_string(),
+            RepoUrl::Sftp {
+                user,
+                host,
+                port,
+                path,
+            } if host.contains(':') => format!("sftp://{user}@[{host}]:{port}{path}"),
+            RepoUrl::Sftp {
+                user,
+                host,
+                port,
+                path,
+            } => format!("sftp://{user}@{host}:{port}{path}"),
+        }
+    }
+}
+
 /// Open the backend for an existing repository location.
 pub fn open(url: &str) -> Result<Box<dyn Backend>, BackendError> {
     connect(url, false)

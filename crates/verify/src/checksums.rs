@@ -117,7 +117,7 @@ pub fn checksums(
     Ok(report)
 }
 
-fn collect_files(
+pub(crate) fn collect_files(
     reader: &BlobReader,
     nodes: &[Node],
     rel: &str,

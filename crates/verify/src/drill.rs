@@ -13,7 +13,7 @@ use vtool_snapshot::repofile::{DrillCommand, DrillRecord, DrillRestore};
 use vtool_snapshot::{Progress, RestoreOptions};
 
 use crate::boot::{run_boot, why_failed, BootCommand};
-use crate::drill_record::{save_record, DRILL_KIND};
+use crate::records::{save_record, DRILL_KIND};
 
 /// When to leave the restored directory behind.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -30,6 +30,21 @@ pub struct DrillOptions {
     pub target: Option<PathBuf>,
     pub boots: Vec<BootCommand>,
     pub keep: KeepDir,
+    /// Decrypt the restored validator keystores with their passwords; their pubkeys go into
+    /// the record (`proven_keys`), which is what `vtool gate` accepts as proof of the keys.
+    pub prove_keys: Option<ProveKeys>,
+}
+
+/// Which restored keystores to prove, and with which passwords.
+#[derive(Debug, Clone)]
+pub struct ProveKeys {
+    /// The keystore directory, relative to the snapshot's root (`node/validator/keys`).
+    pub dir: PathBuf,
+    /// Password files: a directory or one file, relative to the snapshot's root or absolute;
+    /// by default the `secrets/` directory beside the keystores.
+    pub passwords: Option<vtool_validator::PasswordSource>,
+    /// Bytes the key derivations may use at once.
+    pub memory_budget: u64,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -78,8 +93,13 @@ pub fn drill(
         passed: false,
         failure: None,
         vtool_version: env!("CARGO_PKG_VERSION").into(),
+        proven_keys: Vec::new(),
     };
     let mut failure = restore_and_verify(opened, &dir, progress, &mut record);
+    if let (None, Some(prove)) = (&failure, &opts.prove_keys) {
+        progress.stage("proving keystores", 0, 0);
+        failure = prove_keys(prove, &dir, &mut record);
+    }
     for (i, boot) in opts.boots.iter().enumerate() {
         let command = if failure.is_none() {
             progress.stage(
@@ -207,6 +227,58 @@ fn restore_and_verify(
         )),
         Err(e) => Some(format!("verify failed: {e}")),
     }
+}
+
+/// Decrypt every keystore under the restored `prove.dir`; `None` when all opened.
+fn prove_keys(prove: &ProveKeys, restored: &Path, record: &mut DrillRecord) -> Option<String> {
+    use vtool_validator::{KeyStatus, PasswordSource};
+    let dir = restored.join(&prove.dir);
+    let inside = |p: &PathBuf| restored.join(p);
+    let passwords = match &prove.passwords {
+        Some(PasswordSource::Dir(d)) => Some(PasswordSource::Dir(inside(d))),
+        Some(PasswordSource::File(f)) => Some(PasswordSource::File(inside(f))),
+        Some(PasswordSource::None) | None => None,
+    };
+    let options = vtool_validator::CheckOptions {
+        passwords: PasswordSource::or_default_for(passwords.as_ref(), &dir),
+        memory_budget: prove.memory_budget,
+    };
+    let report = match vtool_validator::check_keystores(&dir, &options) {
+        Ok(r) => r,
+        Err(e) => return Some(format!("prove keys: {e}")),
+    };
+    record.proven_keys = report
+        .keys
+        .iter()
+        .filter(|k| k.status == KeyStatus::Ok)
+        .filter_map(|k| k.pubkey.clone())
+        .collect();
+    if report.keys.is_empty() {
+        return Some(format!(
+            "prove keys: no keystore under {}",
+            prove.dir.display()
+        ));
+    }
+    let failed: Vec<String> = report
+        .keys
+        .iter()
+        .filter(|k| k.status != KeyStatus::Ok)
+        .map(|k| {
+            format!(
+                "{} ({:?})",
+                k.pubkey.as_deref().unwrap_or("unknown key"),
+                k.status
+            )
+        })
+        .collect();
+    (!failed.is_empty()).then(|| {
+        format!(
+            "prove keys: {} of {} keystore(s) did not open: {}",
+            failed.len(),
+            report.keys.len(),
+            failed.join(", ")
+        )
+    })
 }
 
 /// Remove what the drill restored: the directory if the drill created it, else its contents.

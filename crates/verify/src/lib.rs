@@ -35,16 +35,22 @@ mod checksums;
 mod compare;
 mod disk;
 mod drill;
-mod drill_record;
+pub mod gate;
+mod keystores;
+mod records;
 
 pub use boot::{expect_pattern, why_failed, BootCommand};
 pub use checksums::{checksums, manifest_line, Checksum, ChecksumFormat, ChecksumReport};
-pub use drill::{drill, DrillError, DrillOptions, DrillRun, KeepDir};
-pub use drill_record::{list_drills, Authenticity, DrillListing, ListedDrill};
+pub use drill::{drill, DrillError, DrillOptions, DrillRun, KeepDir, ProveKeys};
+pub use records::{
+    list_drills, list_records, save_record, Authenticity, DrillListing, Listed, ListedDrill,
+    Listing, Record, CHECK_KIND, DRILL_KIND, GATE_KIND, OVERRIDE_KIND,
+};
 
 pub use check::{
     check, CheckCounts, CheckError, CheckOptions, CheckReport, DamagedPath, Problem, ProblemKind,
-    Subset, SubsetRun, Unreferenced,
+    RecordCheck, Subset, SubsetRun, Unreferenced,
 };
 pub use compare::{compare, Comparison, Difference, DifferenceKind};
 pub use disk::disk_fingerprint;
+pub use keystores::{snapshot_keystores, SnapshotKeystore};

@@ -2,7 +2,7 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use vtool_snapshot::keys;
-use vtool_verify::{CheckOptions, CheckReport, Subset};
+use vtool_verify::{CheckOptions, CheckReport, RecordCheck, Subset};
 
 use super::RepoArg;
 use crate::{output, Outcome};
@@ -34,6 +34,10 @@ pub struct Args {
     /// The restore identity: enables snapshot authentication, the tree walk and --read-data.
     #[arg(long, env = "VTOOL_IDENTITY")]
     identity: Option<PathBuf>,
+    /// The backup key: with it (or with --identity) the outcome is stored as a sealed check
+    /// record at this location, which `vtool gate` requires of every copy.
+    #[arg(long, conflicts_with = "identity")]
+    backup_key: Option<PathBuf>,
     #[arg(long)]
     json: bool,
 }
@@ -46,10 +50,12 @@ pub fn run(a: Args) -> anyhow::Result<Outcome> {
     let identity = a.identity.as_deref().map(keys::load_identity).transpose()?;
     let backend = vtool_transfer::url::open(&a.repo.repo)
         .with_context(|| format!("cannot open repository {}", a.repo.repo))?;
+    let record = record_options(&a, identity.as_ref())?;
     let opts = CheckOptions {
         packs: a.packs,
         read_data: a.read_data,
         subset,
+        record,
     };
     // Only the pack-reading levels take long enough for a bar.
     let progress = if a.packs || a.read_data {
@@ -64,12 +70,40 @@ pub fn run(a: Args) -> anyhow::Result<Outcome> {
         output::print_json(&report)?;
     } else {
         print_human(&a.repo.repo, &report);
+        if let Some(record) = &report.record {
+            println!("recorded as {record}");
+        }
     }
     Ok(if report.ok {
         Outcome::Ok
     } else {
         Outcome::DataProblem
     })
+}
+
+/// With a key, the check is recorded at the location as the gate will name it.
+fn record_options(
+    a: &Args,
+    identity: Option<&vtool_snapshot::age::x25519::Identity>,
+) -> anyhow::Result<Option<RecordCheck>> {
+    let key = match (identity, &a.backup_key) {
+        (None, None) => return Ok(None),
+        (Some(identity), _) => match a.repo.open()?.unlock(identity.clone()) {
+            Ok(k) => k.chunk_key,
+            // A damaged config or key object is what the check is for: check, don't record.
+            Err(e) => {
+                eprintln!("note: this check will not be recorded: {e}");
+                return Ok(None);
+            }
+        },
+        (None, Some(path)) => {
+            let key = keys::BackupKey::load(path)?;
+            a.repo.open()?.check_backup_key(&key)?;
+            key.chunk_key
+        }
+    };
+    let location = vtool_transfer::url::RepoUrl::parse(&a.repo.repo)?.canonical();
+    Ok(Some(RecordCheck { key, location }))
 }
 
 const MAX_PATHS: usize = 20;

@@ -2,7 +2,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{bail, Context};
-use vtool_verify::{BootCommand, DrillOptions, KeepDir};
+use vtool_verify::{BootCommand, DrillOptions, KeepDir, ProveKeys};
 
 use super::{IdentityArg, RepoArg};
 use crate::{output, Outcome};
@@ -42,6 +42,14 @@ pub struct Args {
     /// Keep the restored directory only when the drill fails, to investigate.
     #[arg(long, conflicts_with = "keep")]
     keep_on_failure: bool,
+    /// Also decrypt the validator keystores under this directory of the snapshot (relative
+    /// to its root, e.g. node/validator/keys) with their passwords, and record which keys
+    /// opened: the proof of keys `vtool gate` asks for. --passwords and --password-file are
+    /// relative to the snapshot's root too, unless absolute.
+    #[arg(long, value_name = "DIR")]
+    prove_keys: Option<PathBuf>,
+    #[command(flatten)]
+    passwords: super::PasswordArgs,
     #[arg(long)]
     no_cache: bool,
     #[arg(long)]
@@ -94,6 +102,11 @@ pub fn run(a: Args) -> anyhow::Result<Outcome> {
         } else {
             KeepDir::Never
         },
+        prove_keys: a.prove_keys.as_ref().map(|dir| ProveKeys {
+            dir: dir.clone(),
+            passwords: a.passwords.explicit(),
+            memory_budget: a.passwords.memory_budget(),
+        }),
     };
     let progress = output::Bar::new("restoring").with_stages(!a.json);
     let run = vtool_verify::drill(&opened, &opts, &progress);
@@ -126,6 +139,9 @@ pub fn run(a: Args) -> anyhow::Result<Outcome> {
         );
         for d in &r.restore.damaged {
             println!("DAMAGED (not restored): {d}");
+        }
+        if a.prove_keys.is_some() {
+            println!("keystores proven (decrypted): {}", r.proven_keys.len());
         }
         for (i, c) in r.commands.iter().enumerate() {
             println!(

@@ -25,7 +25,10 @@ pub fn run(a: Args) -> anyhow::Result<Outcome> {
     let listing = vtool_verify::list_drills(repo.backend(), chunk_key.as_ref())
         .context("cannot list drill records")?;
     if a.json {
-        output::print_json(&listing)?;
+        output::print_json(&serde_json::json!({
+            "drills": listing.records,
+            "invalid": listing.invalid,
+        }))?;
     } else {
         if chunk_key.is_none() {
             eprintln!(
@@ -37,7 +40,7 @@ pub fn run(a: Args) -> anyhow::Result<Outcome> {
             "{:<20}  {:<8}  {:<19}  {:<6}  {:<11}  {:>8}  {:<12}  DETAILS",
             "TIME", "SNAPSHOT", "FINGERPRINT", "RESULT", "AUTH", "DURATION", "HOST"
         );
-        for d in &listing.drills {
+        for d in &listing.records {
             let r = &d.record;
             let fp = r.fingerprint.to_hex();
             let details = match &r.failure {
@@ -68,7 +71,7 @@ pub fn run(a: Args) -> anyhow::Result<Outcome> {
         for bad in &listing.invalid {
             println!("INVALID {}: {}", bad.object, bad.reason);
         }
-        if listing.drills.is_empty() {
+        if listing.records.is_empty() {
             println!(
                 "no drills yet: run `vtool drill --repo {} --boot CMD`",
                 a.repo.repo

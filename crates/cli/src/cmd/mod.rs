@@ -7,12 +7,15 @@ pub mod diff;
 pub mod drill;
 pub mod drills;
 pub mod forget;
+pub mod gate;
 pub mod init;
 pub mod keys;
 pub mod man;
 pub mod profiles;
 pub mod prune;
 pub mod repair;
+pub mod report;
+pub mod reports;
 pub mod restore;
 pub mod run;
 pub mod slashing;
@@ -197,15 +200,65 @@ pub struct PasswordArgs {
 impl PasswordArgs {
     /// The options for proving the keystores under `dir`.
     pub fn check_options(&self, dir: &std::path::Path) -> vtool_validator::CheckOptions {
+        vtool_validator::CheckOptions {
+            passwords: vtool_validator::PasswordSource::or_default_for(
+                self.explicit().as_ref(),
+                dir,
+            ),
+            memory_budget: self.memory_budget(),
+        }
+    }
+
+    /// The password source given on the command line, if any.
+    pub fn explicit(&self) -> Option<vtool_validator::PasswordSource> {
         use vtool_validator::PasswordSource;
-        let explicit = match (&self.passwords, &self.password_file) {
+        match (&self.passwords, &self.password_file) {
             (Some(d), _) => Some(PasswordSource::Dir(d.clone())),
             (None, Some(f)) => Some(PasswordSource::File(f.clone())),
             (None, None) => None,
-        };
-        vtool_validator::CheckOptions {
-            passwords: PasswordSource::or_default_for(explicit.as_ref(), dir),
-            memory_budget: self.memory_budget_mib.max(1) << 20,
         }
+    }
+
+    pub fn memory_budget(&self) -> u64 {
+        self.memory_budget_mib.max(1) << 20
+    }
+}
+
+/// The validator keys a command is about: the keystores in a directory, or pubkeys given.
+#[derive(clap::Args, Debug, Clone)]
+pub struct PubkeyArgs {
+    /// A directory of EIP-2335 keystores (any client's layout); their pubkeys are used.
+    #[arg(long, value_name = "DIR", required_unless_present = "pubkey")]
+    pub keys: Option<std::path::PathBuf>,
+    /// A validator public key (0x…, 48 bytes); repeatable.
+    #[arg(long, value_name = "HEX", conflicts_with = "keys")]
+    pub pubkey: Vec<String>,
+}
+
+impl PubkeyArgs {
+    /// The keys, `0x`-prefixed lowercase, sorted, each once.
+    pub fn pubkeys(&self) -> anyhow::Result<Vec<String>> {
+        use anyhow::Context;
+        let mut out = Vec::new();
+        if let Some(dir) = &self.keys {
+            let found = vtool_validator::find_keystores(dir)?;
+            for f in found {
+                let k = vtool_validator::Keystore::from_file(&f.path)
+                    .with_context(|| format!("{} is not a usable keystore", f.path.display()))?;
+                out.extend(k.pubkey.into_iter().chain(k.pubkeys));
+            }
+            if out.is_empty() {
+                anyhow::bail!("no keystores under {}", dir.display());
+            }
+        }
+        for p in &self.pubkey {
+            out.push(
+                vtool_validator::keystore::normalize_pubkey(p)
+                    .with_context(|| format!("--pubkey {p}: not a 48-byte hex public key"))?,
+            );
+        }
+        out.sort();
+        out.dedup();
+        Ok(out)
     }
 }

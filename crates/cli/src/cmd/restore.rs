@@ -19,6 +19,13 @@ pub struct Args {
     /// After restoring, re-read everything written, recompute the fingerprint and compare.
     #[arg(long, conflicts_with = "include")]
     verify: bool,
+    /// Restore validator keystores even though no passing gate report covers them. The
+    /// override is recorded in the repository (`vtool reports`) for everyone to see.
+    #[arg(long)]
+    no_gate: bool,
+    /// How recent the passing `vtool gate` report for the restored keystores must be.
+    #[arg(long, default_value = "1h", value_parser = humantime::parse_duration)]
+    gate_max_age: std::time::Duration,
     #[arg(long)]
     json: bool,
 }
@@ -44,6 +51,9 @@ pub fn run(a: Args) -> anyhow::Result<Outcome> {
     };
     // One reader for restoring and --verify: the trees are decrypted once.
     let reader = opened.reader();
+    if let Some(refused) = guard(&a, &opened, &reader)? {
+        return Ok(refused);
+    }
     let progress = output::Bar::new("restoring");
     let report = vtool_snapshot::restore_from(&reader, snap, &opts, &progress);
     progress.finish();
@@ -104,6 +114,75 @@ pub fn run(a: Args) -> anyhow::Result<Outcome> {
     } else {
         Outcome::DataProblem
     })
+}
+
+/// Validator keystores leave the repository only behind a passing gate (or an override that
+/// is recorded): a second signer is how validators get slashed. `Some` when refused.
+fn guard(
+    a: &Args,
+    opened: &vtool_snapshot::reader::OpenedSnapshot,
+    reader: &vtool_snapshot::reader::BlobReader,
+) -> anyhow::Result<Option<Outcome>> {
+    use vtool_verify::gate::guard::{record_override, restore_guard, GuardDecision};
+    let keystores = vtool_verify::snapshot_keystores(reader, &opened.snapshot, &a.include)?;
+    let mut pubkeys: Vec<String> = keystores.into_iter().flat_map(|k| k.pubkeys).collect();
+    pubkeys.sort();
+    pubkeys.dedup();
+    if pubkeys.is_empty() {
+        return Ok(None);
+    }
+    let key = &opened.key.chunk_key;
+    if a.no_gate {
+        let what = format!(
+            "restore --no-gate of {} validator keystore(s) to {} on {}",
+            pubkeys.len(),
+            a.target.display(),
+            vtool_snapshot::hostname()
+        );
+        let name = record_override(
+            &opened.repo,
+            key,
+            (opened.id, opened.snapshot.fingerprint),
+            &pubkeys,
+            &what,
+        )?;
+        eprintln!(
+            "warning: restoring {} validator keystore(s) without a gate; recorded as {name}. \
+             Never start them while another host may sign with them",
+            pubkeys.len()
+        );
+        return Ok(None);
+    }
+    match restore_guard(&opened.repo, key, &pubkeys, a.gate_max_age)? {
+        GuardDecision::Allowed { reports } => {
+            eprintln!(
+                "{} validator keystore(s) restored under gate report(s) {}",
+                pubkeys.len(),
+                reports.join(", ")
+            );
+            Ok(None)
+        }
+        GuardDecision::Refused { missing } => {
+            eprintln!(
+                "refused: the snapshot holds {} validator keystore(s); {} of them have no passing \
+                 `vtool gate` report from the last {}:",
+                pubkeys.len(),
+                missing.len(),
+                humantime::format_duration(a.gate_max_age)
+            );
+            for p in missing.iter().take(10) {
+                eprintln!("  {p}");
+            }
+            if missing.len() > 10 {
+                eprintln!("  … and {} more", missing.len() - 10);
+            }
+            eprintln!(
+                "run `vtool gate` for these keys first; or leave the keystores out with \
+                 --include; or pass --no-gate, which is recorded in the repository"
+            );
+            Ok(Some(Outcome::No))
+        }
+    }
 }
 
 /// Lighthouse's list of validator keys, with absolute paths to them.

@@ -421,6 +421,7 @@ fn sample_drill() -> DrillRecord {
         passed: true,
         failure: None,
         vtool_version: "0.1.0".into(),
+        proven_keys: Vec::new(),
     }
 }
 
@@ -433,7 +434,7 @@ pub fn drill_record() {
         let _ = vtool_verify::list_drills(s.repo.backend(), None);
         if let Ok(list) = &listed {
             let authentic = list
-                .drills
+                .records
                 .iter()
                 .any(|d| d.authenticity == vtool_verify::Authenticity::Authentic);
             prop_assert!(
@@ -442,6 +443,6 @@ pub fn drill_record() {
             );
         }
         fs::remove_file(planted).expect("rm");
-        Ok(listed.is_ok_and(|l| !l.drills.is_empty()))
+        Ok(listed.is_ok_and(|l| !l.records.is_empty()))
     });
 }

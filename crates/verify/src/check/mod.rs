@@ -44,6 +44,7 @@
 
 mod attribution;
 mod packs;
+mod record;
 mod report;
 mod structure;
 mod subset;
@@ -59,6 +60,7 @@ use vtool_snapshot::sealed::Sealed;
 use vtool_snapshot::{Id, Progress, Repository};
 use vtool_transfer::{Backend, BackendError};
 
+pub use record::RecordCheck;
 pub use report::{
     CheckCounts, CheckReport, DamagedPath, Problem, ProblemKind, SubsetRun, Unreferenced,
 };
@@ -79,6 +81,8 @@ pub enum CheckError {
     Subset { spec: String, reason: String },
     #[error("a check thread failed: {0}")]
     Internal(String),
+    #[error("the check ran but its record could not be stored: {0}")]
+    Record(String),
 }
 
 impl From<BackendError> for CheckError {
@@ -96,6 +100,8 @@ pub struct CheckOptions {
     pub read_data: bool,
     /// Only a slice of the packs for `packs` and `read_data`.
     pub subset: Option<Subset>,
+    /// Store a sealed record of the outcome at the checked location (`checks/<blake3>`).
+    pub record: Option<RecordCheck>,
 }
 
 /// Check the repository at `backend`. Problems found are in the report; `Err` means the
@@ -175,7 +181,7 @@ pub fn check(
         Some(repo) if !c.check_config(repo, key.as_ref()) => None,
         _ => key,
     };
-    c.check_drills(key.as_ref())?;
+    c.check_records(key.as_ref())?;
     let authenticated = match (&repo, &key) {
         (Some(repo), Some(key)) => c.check_trees(repo, key),
         _ => Vec::new(),
@@ -196,7 +202,19 @@ pub fn check(
     if let (Some(repo), Some(key)) = (&repo, &key) {
         c.attribute(repo, key, &authenticated);
     }
-    Ok(c.finish())
+    let checked = opts
+        .record
+        .as_ref()
+        .map(|r| c.authentic_snapshots(&r.key))
+        .unwrap_or_default();
+    let mut report = c.finish();
+    if let Some(record) = &opts.record {
+        report.record = Some(
+            Checker::record(backend.as_ref(), &report, &checked, record)
+                .map_err(|e| CheckError::Record(e.to_string()))?,
+        );
+    }
+    Ok(report)
 }
 
 /// A pack as the indexes describe it.

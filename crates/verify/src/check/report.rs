@@ -22,6 +22,10 @@ pub enum ProblemKind {
     /// A drill record fails authentication (altered or forged): its outcome is not to be
     /// trusted.
     DrillAuth,
+    /// A check record or gate report is damaged (name does not match its hash, malformed).
+    Record,
+    /// A check record or gate report fails authentication (altered or forged).
+    RecordAuth,
     /// A check state object does not match its hash or is malformed.
     CheckState,
     /// A pack listed in an index does not exist.
@@ -139,4 +143,7 @@ pub struct CheckReport {
     /// Packs re-hashed or read by this run.
     #[serde(skip)]
     pub checked_packs: Vec<Id>,
+    /// The sealed record of this run (`checks/<blake3>`), when one was asked for.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub record: Option<String>,
 }

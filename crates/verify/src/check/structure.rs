@@ -5,7 +5,9 @@
 use rayon::prelude::*;
 use vtool_snapshot::index::decode_index;
 use vtool_snapshot::keys::RestoreKey;
-use vtool_snapshot::repofile::{BlobKind, CheckState, IndexFile};
+use vtool_snapshot::repofile::{
+    BlobKind, CheckRecord, CheckState, DrillRecord, GateReport, IndexFile,
+};
 use vtool_snapshot::sealed::{Sealed, SealedKind};
 use vtool_snapshot::{FileType, Id, Repository};
 
@@ -148,40 +150,62 @@ impl Checker {
         true
     }
 
-    /// Drill records: damaged ones always, forged ones with a key (a forged record could
-    /// claim a drill passed).
-    pub(super) fn check_drills(&mut self, key: Option<&RestoreKey>) -> Result<(), CheckError> {
-        let listing = crate::list_drills(self.backend.as_ref(), key.map(|k| &k.chunk_key))
-            .map_err(|e| match e {
-                vtool_snapshot::Error::Backend(b) => CheckError::Backend(b),
-                other => CheckError::Internal(other.to_string()),
-            })?;
-        self.report.counts.drills = (listing.drills.len() + listing.invalid.len()) as u64;
+    /// Drill records, check records and gate reports: damaged ones always, forged ones with
+    /// a key (a forged record could claim a drill, a check or a gate passed).
+    pub(super) fn check_records(&mut self, key: Option<&RestoreKey>) -> Result<(), CheckError> {
+        let key = key.map(|k| &k.chunk_key);
+        let drills = self.list::<DrillRecord>(key)?;
+        self.report.counts.drills = (drills.records.len() + drills.invalid.len()) as u64;
+        self.report.counts.drills_authenticated = drills
+            .records
+            .iter()
+            .filter(|d| d.authenticity == crate::Authenticity::Authentic)
+            .count() as u64;
+        self.record_problems(drills, ProblemKind::Drill, ProblemKind::DrillAuth);
+        let checks = self.list::<CheckRecord>(key)?;
+        self.record_problems(checks, ProblemKind::Record, ProblemKind::RecordAuth);
+        let reports = self.list::<GateReport>(key)?;
+        self.record_problems(reports, ProblemKind::Record, ProblemKind::RecordAuth);
+        Ok(())
+    }
+
+    fn list<T: crate::Record>(
+        &self,
+        key: Option<&vtool_snapshot::keys::ChunkKey>,
+    ) -> Result<crate::Listing<T>, CheckError> {
+        crate::list_records::<T>(self.backend.as_ref(), key).map_err(|e| match e {
+            vtool_snapshot::Error::Backend(b) => CheckError::Backend(b),
+            other => CheckError::Internal(other.to_string()),
+        })
+    }
+
+    fn record_problems<T: crate::Record>(
+        &mut self,
+        listing: crate::Listing<T>,
+        damaged: ProblemKind,
+        forged: ProblemKind,
+    ) {
+        let noun = T::FILE_TYPE.sealed().map_or("record", |k| k.noun());
         for bad in listing.invalid {
             self.problem(
-                ProblemKind::Drill,
+                damaged,
                 bad.object,
                 None,
                 None,
-                format!("drill record is damaged: {}", bad.reason),
+                format!("{noun} is damaged: {}", bad.reason),
             );
         }
-        for d in listing.drills {
-            match d.authenticity {
-                crate::Authenticity::Authentic => self.report.counts.drills_authenticated += 1,
-                crate::Authenticity::Forged => {
-                    self.problem(
-                        ProblemKind::DrillAuth,
-                        d.name,
-                        None,
-                        None,
-                        "drill record authentication failed: it was altered or forged by someone without the keys; do not trust its outcome".into(),
-                    );
-                }
-                crate::Authenticity::NotChecked => {}
+        for d in listing.records {
+            if d.authenticity == crate::Authenticity::Forged {
+                self.problem(
+                    forged,
+                    d.name,
+                    None,
+                    None,
+                    format!("{noun} authentication failed: it was altered or forged by someone without the keys; do not trust its outcome"),
+                );
             }
         }
-        Ok(())
     }
 
     /// Check state objects only schedule work, but a damaged one is still damage.
