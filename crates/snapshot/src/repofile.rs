@@ -484,6 +484,9 @@ pub struct GateCheck {
     /// Worth knowing, not failing (a single beacon node).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub warnings: Vec<String>,
+    /// How long it took (for `offline`, mostly waiting for epochs to complete).
+    #[serde(default)]
+    pub duration_secs: f64,
 }
 
 /// What the gate knew about one key.

@@ -27,7 +27,7 @@ mod software;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use vtool_snapshot::keys::ChunkKey;
 use vtool_snapshot::repofile::{CheckStatus, GateCheck, GateInputs, GateReport, KeyEvidence};
@@ -123,31 +123,27 @@ pub fn gate(
             )
         })
         .collect();
-    let mut checks = Vec::new();
+    let mut checks = Checks {
+        done: Vec::new(),
+        since: Instant::now(),
+    };
 
-    push(
-        &mut checks,
+    checks.push(
         progress,
         backup::snapshot_check(&snap_id, &snap, key, &fresh),
     );
     let drills = backup::fresh_drills(&primary.repo, key, &snap.fingerprint, &fresh)?;
-    push(&mut checks, progress, backup::drill_check(&drills, &fresh));
+    checks.push(progress, backup::drill_check(&drills, &fresh));
     let locations: Vec<&Location> = std::iter::once(primary).chain(&opts.copies).collect();
-    push(
-        &mut checks,
+    checks.push(
         progress,
         backup::copies_check(&locations, key, &snap.fingerprint, opts.min_copies, &fresh),
     );
-    push(
-        &mut checks,
-        progress,
-        keys::keys_check(&snap, key, &drills, &mut keys),
-    );
+    checks.push(progress, keys::keys_check(&snap, key, &drills, &mut keys));
     let chain_roots = chain::genesis_roots(&opts.beacons);
     let slashing = slashing::slashing_check(opts.slashing.as_deref(), &chain_roots, &mut keys);
-    push(&mut checks, progress, slashing.check);
-    push(
-        &mut checks,
+    checks.push(progress, slashing.check);
+    checks.push(
         progress,
         software::software_check(&snap, &opts.expect_versions),
     );
@@ -155,6 +151,7 @@ pub fn gate(
     // The epoch waits come last, and only when everything else passed: minutes spent
     // watching cannot turn a failed verdict into a pass.
     let failed_so_far: Vec<String> = checks
+        .done
         .iter()
         .filter(|c| c.status != CheckStatus::Pass)
         .map(|c| c.name.clone())
@@ -169,22 +166,22 @@ pub fn gate(
             &mut |e| progress(GateEvent::Liveness(e)),
         );
         let last_live = watched.report.as_ref().and_then(|r| r.last_live_epoch);
-        push(&mut checks, progress, watched.check);
+        checks.push(progress, watched.check);
         liveness = watched.report;
         let finality = chain::finality_check(&opts.beacons, slashing.max_target_epoch, last_live);
         finalized_epoch = finality.finalized_epoch;
-        push(&mut checks, progress, finality.check);
+        checks.push(progress, finality.check);
     } else {
         let why = format!("not watched: fix {} first", failed_so_far.join(", "));
         for name in ["offline", "finality"] {
-            push(
-                &mut checks,
+            checks.push(
                 progress,
                 check(name, CheckStatus::Unknown, &why, Vec::new()),
             );
         }
     }
 
+    let checks = checks.done;
     let passed = checks.iter().all(|c| c.status == CheckStatus::Pass);
     let report = GateReport {
         kind: GATE_KIND.into(),
@@ -211,10 +208,20 @@ pub fn gate(
     })
 }
 
-/// Keep a finished check and tell the caller.
-fn push(checks: &mut Vec<GateCheck>, progress: &mut dyn FnMut(GateEvent), c: GateCheck) {
-    progress(GateEvent::Checked(&c));
-    checks.push(c);
+/// The finished checks, each timed from the end of the one before.
+struct Checks {
+    done: Vec<GateCheck>,
+    since: Instant,
+}
+
+impl Checks {
+    /// Keep a finished check and tell the caller.
+    fn push(&mut self, progress: &mut dyn FnMut(GateEvent), mut c: GateCheck) {
+        c.duration_secs = self.since.elapsed().as_secs_f64();
+        self.since = Instant::now();
+        progress(GateEvent::Checked(&c));
+        self.done.push(c);
+    }
 }
 
 fn check(name: &str, status: CheckStatus, summary: &str, evidence: Vec<String>) -> GateCheck {
@@ -224,6 +231,7 @@ fn check(name: &str, status: CheckStatus, summary: &str, evidence: Vec<String>) 
         summary: summary.into(),
         evidence,
         warnings: Vec::new(),
+        duration_secs: 0.0,
     }
 }
 
