@@ -10,6 +10,7 @@ mod damage;
 mod drill;
 mod fuzz;
 mod hostile;
+mod liveness;
 mod profiles;
 mod prune;
 mod realistic_nodes;

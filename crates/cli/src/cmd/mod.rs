@@ -9,6 +9,7 @@ pub mod drills;
 pub mod forget;
 pub mod init;
 pub mod keys;
+pub mod liveness;
 pub mod man;
 pub mod profiles;
 pub mod prune;
