@@ -118,6 +118,26 @@ fn client_names_transport_failures() {
 }
 
 #[test]
+fn answers_other_than_asked_are_errors() {
+    let node = BeaconDouble::start(chain().with_behaviour(Behaviour::OtherThanAsked));
+    let c = client(node.url());
+    match c.validators(&[pubkey(0)]) {
+        Err(BeaconError::Incomplete { detail, .. }) => assert!(detail.contains("not asked")),
+        other => panic!("an answer for a pubkey not asked: {other:?}"),
+    }
+    match c.liveness(9, &[0, 1]) {
+        Err(BeaconError::Incomplete { detail, .. }) => assert!(detail.contains("index 1")),
+        other => panic!("an index left out: {other:?}"),
+    }
+    let report = run(&[&node], &keys(1), |o| o.epochs = 1);
+    assert!(!report.proven);
+    assert!(matches!(
+        reasons(&report, 0)[0].2,
+        Reason::Incomplete { .. }
+    ));
+}
+
+#[test]
 fn all_offline_on_two_nodes_is_proven_with_one_liveness_request_per_node_and_epoch() {
     let c = chain();
     let (a, b) = (BeaconDouble::start(c.clone()), BeaconDouble::start(c));
