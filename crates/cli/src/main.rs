@@ -78,6 +78,8 @@ enum Command {
         #[command(subcommand)]
         command: cmd::repair::Command,
     },
+    /// Prove validator keys offline (or, with --expect-live, live) on beacon nodes.
+    Liveness(cmd::liveness::Args),
     /// List the client profiles: what each client keeps where, what is rebuildable, live locks.
     Profiles(cmd::profiles::Args),
     /// Inspect, split and merge EIP-3076 slashing-protection interchange files.
@@ -132,6 +134,7 @@ fn main() -> ExitCode {
         Command::Prune(a) => cmd::prune::run(a),
         Command::Keys { command } => cmd::keys::run(command),
         Command::Slashing { command } => cmd::slashing::run(command),
+        Command::Liveness(a) => cmd::liveness::run(a),
         Command::Profiles(a) => cmd::profiles::run(a),
         Command::Repair { command } => cmd::repair::run(command),
         Command::Run(a) => cmd::run::run(a, cli.metrics_file.clone()),

@@ -11,6 +11,7 @@ mod drill;
 mod fuzz;
 mod gate;
 mod hostile;
+mod liveness;
 mod profiles;
 mod prune;
 mod realistic_nodes;

@@ -52,6 +52,9 @@ pub enum Behaviour {
     NotTracking,
     /// Every answer comes this late (longer than the client's timeout).
     Slow(Duration),
+    /// Liveness leaves out the last index asked; validators answers for every validator,
+    /// asked or not.
+    OtherThanAsked,
 }
 
 /// Liveness of `(epoch, index)`.
@@ -320,9 +323,10 @@ fn validators_answer(s: &Scenario, body: &str) -> (u16, Value) {
         .validators
         .iter()
         .filter(|v| {
-            ids.iter()
-                .filter_map(Value::as_str)
-                .any(|id| id.eq_ignore_ascii_case(&v.pubkey) || id.parse::<u64>() == Ok(v.index))
+            s.behaviour == Behaviour::OtherThanAsked
+                || ids.iter().filter_map(Value::as_str).any(|id| {
+                    id.eq_ignore_ascii_case(&v.pubkey) || id.parse::<u64>() == Ok(v.index)
+                })
         })
         .map(|v| {
             json!({
@@ -370,6 +374,9 @@ fn liveness_answer(s: &Scenario, current: u64, url: &str, body: &str) -> (u16, V
             return error(400, &format!("{text:?} is not an index"));
         };
         data.push(json!({ "index": text, "is_live": (s.live)(epoch, index) }));
+    }
+    if s.behaviour == Behaviour::OtherThanAsked {
+        data.pop();
     }
     (200, json!({ "data": data }))
 }

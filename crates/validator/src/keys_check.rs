@@ -10,6 +10,7 @@ use crate::budget::{BudgetStats, MemoryBudget, DEFAULT_MEMORY_BUDGET};
 use crate::discover::{find_keystores, DiscoverError, FoundKeystore, Layout};
 use crate::keystore::Keystore;
 use crate::password::{PasswordLookup, PasswordSource};
+use crate::pubkeys::stated_pubkeys;
 
 /// Outcome for one validator key.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -116,17 +117,7 @@ pub fn check_found_keystores(found: &[FoundKeystore], options: &CheckOptions) ->
     let mut first_seen: HashMap<String, PathBuf> = HashMap::new();
     let mut jobs = Vec::with_capacity(found.len());
     for (f, keystore) in found.iter().zip(parsed) {
-        let pubkeys: Vec<Option<String>> = match &keystore {
-            Err(_) => vec![f.dir_pubkey.clone()],
-            Ok(ks) if f.layout == Layout::PrysmAllAccounts || !ks.pubkeys.is_empty() => {
-                if ks.pubkeys.is_empty() {
-                    vec![ks.pubkey.clone()]
-                } else {
-                    ks.pubkeys.iter().cloned().map(Some).collect()
-                }
-            }
-            Ok(ks) => vec![ks.pubkey.clone().or_else(|| f.dir_pubkey.clone())],
-        };
+        let pubkeys = stated_pubkeys(f, keystore.as_ref().ok());
         let keys = pubkeys
             .into_iter()
             .map(|pk| {

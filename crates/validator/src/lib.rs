@@ -70,6 +70,7 @@ pub mod keystore_create;
 pub mod liveness;
 pub mod password;
 pub mod profiles;
+pub mod pubkeys;
 pub mod slashing;
 
 pub use budget::{BudgetStats, MemoryBudget, DEFAULT_MEMORY_BUDGET};
@@ -81,3 +82,4 @@ pub use keys_check::{
 pub use keystore::{Keystore, KeystoreError, KeystoreJson};
 pub use keystore_create::{create_keystore, KdfChoice, NewKeystore};
 pub use password::{process_password, PasswordLookup, PasswordSource};
+pub use pubkeys::{keystore_pubkeys, PubkeysError};

@@ -118,8 +118,29 @@ fn client_names_transport_failures() {
 }
 
 #[test]
+fn answers_other_than_asked_are_errors() {
+    let node = BeaconDouble::start(chain().with_behaviour(Behaviour::OtherThanAsked));
+    let c = client(node.url());
+    match c.validators(&[pubkey(0)]) {
+        Err(BeaconError::Incomplete { detail, .. }) => assert!(detail.contains("not asked")),
+        other => panic!("an answer for a pubkey not asked: {other:?}"),
+    }
+    match c.liveness(9, &[0, 1]) {
+        Err(BeaconError::Incomplete { detail, .. }) => assert!(detail.contains("index 1")),
+        other => panic!("an index left out: {other:?}"),
+    }
+    let report = run(&[&node], &keys(1), |o| o.epochs = 1);
+    assert!(!report.proven);
+    assert!(matches!(
+        reasons(&report, 0)[0].2,
+        Reason::Incomplete { .. }
+    ));
+}
+
+#[test]
 fn all_offline_on_two_nodes_is_proven_with_one_liveness_request_per_node_and_epoch() {
-    let (a, b) = (BeaconDouble::start(chain()), BeaconDouble::start(chain()));
+    let c = chain();
+    let (a, b) = (BeaconDouble::start(c.clone()), BeaconDouble::start(c));
     let report = run(&[&a, &b], &keys(4), |_| {});
     assert!(report.proven, "{report:#?}");
     assert_eq!((report.first_epoch, report.last_epoch), (Some(9), Some(10)));
@@ -139,8 +160,9 @@ fn all_offline_on_two_nodes_is_proven_with_one_liveness_request_per_node_and_epo
 
 #[test]
 fn a_key_live_in_the_last_epoch_on_one_node_is_not_proven() {
-    let a = BeaconDouble::start(chain());
-    let b = BeaconDouble::start(chain().with_live(|epoch, index| epoch == 10 && index == 2));
+    let c = chain();
+    let a = BeaconDouble::start(c.clone());
+    let b = BeaconDouble::start(c.with_live(|epoch, index| epoch == 10 && index == 2));
     let report = run(&[&a, &b], &keys(3), |_| {});
     assert!(!report.proven);
     assert!(report.keys[0].proven && report.keys[1].proven);
@@ -208,8 +230,9 @@ fn unhealthy_nodes_are_no_observation() {
         (Behaviour::Optimistic, Reason::Optimistic),
         (Behaviour::ElOffline, Reason::ElOffline),
     ] {
-        let good = BeaconDouble::start(chain());
-        let bad = BeaconDouble::start(chain().with_behaviour(behaviour));
+        let c = chain();
+        let good = BeaconDouble::start(c.clone());
+        let bad = BeaconDouble::start(c.with_behaviour(behaviour));
         let report = run(&[&good, &bad], &keys(1), |o| o.epochs = 1);
         assert!(!report.proven, "{behaviour:?}");
         assert_eq!(
@@ -227,8 +250,9 @@ fn unhealthy_nodes_are_no_observation() {
 
 #[test]
 fn a_node_not_tracking_liveness_and_an_unreachable_one_fail_closed() {
-    let good = BeaconDouble::start(chain());
-    let teku = BeaconDouble::start(chain().with_behaviour(Behaviour::NotTracking));
+    let c = chain();
+    let good = BeaconDouble::start(c.clone());
+    let teku = BeaconDouble::start(c.with_behaviour(Behaviour::NotTracking));
     let report = run(&[&good, &teku], &keys(1), |o| o.epochs = 1);
     assert!(!report.proven);
     let r = reasons(&report, 0);
@@ -283,8 +307,9 @@ fn unknown_slashed_exited_and_pending_keys_are_not_proven() {
 
 #[test]
 fn nodes_on_other_chains_are_not_trusted() {
-    let a = BeaconDouble::start(chain());
-    let mut other = chain();
+    let c = chain();
+    let a = BeaconDouble::start(c.clone());
+    let mut other = c;
     other.genesis_validators_root = format!("0x{}", "99".repeat(32));
     let b = BeaconDouble::start(other);
     let report = run(&[&a, &b], &keys(1), |o| o.epochs = 1);
@@ -303,8 +328,9 @@ fn expect_live_is_the_positive_control() {
     assert!(report.proven, "{report:#?}");
     assert_eq!(report.last_live_epoch, Some(10));
 
-    let a = BeaconDouble::start(chain().with_live(|_, _| true));
-    let b = BeaconDouble::start(chain().with_live(|_, index| index == 0));
+    let c = chain();
+    let a = BeaconDouble::start(c.clone().with_live(|_, _| true));
+    let b = BeaconDouble::start(c.with_live(|_, index| index == 0));
     let report = run(&[&a, &b], &keys(2), |o| o.mode = LivenessMode::ExpectLive);
     assert!(!report.proven);
     assert!(report.keys[0].proven);

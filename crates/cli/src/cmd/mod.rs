@@ -10,6 +10,7 @@ pub mod forget;
 pub mod gate;
 pub mod init;
 pub mod keys;
+pub mod liveness;
 pub mod man;
 pub mod profiles;
 pub mod prune;

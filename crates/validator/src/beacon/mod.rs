@@ -193,9 +193,13 @@ impl BeaconClient {
             .read_to_string()
             .map_err(|e| self.transport(e))?;
         if status != 200 {
-            let message = serde_json::from_str::<ErrorBody>(&text)
-                .map(|b| b.message)
-                .unwrap_or_else(|_| text.chars().take(200).collect());
+            let message = serde_json::from_str::<ErrorBody>(&text).map_or(text, |b| b.message);
+            // Shown on terminals: no control characters, and not a whole error page.
+            let message = message
+                .chars()
+                .filter(|c| !c.is_control())
+                .take(300)
+                .collect();
             return Err(BeaconError::Http {
                 url: format!("{}{path}", self.url),
                 status,

@@ -47,8 +47,9 @@ pub struct LivenessOptions {
     pub nodes: Vec<BeaconClient>,
     /// Validator pubkeys, `0x` hex (any case).
     pub pubkeys: Vec<String>,
-    /// Consecutive completed epochs required (Offline), or within which each key must be seen
-    /// live (ExpectLive).
+    /// Consecutive completed epochs required (Offline: exactly this many are watched unless
+    /// `until_offline`), or within which each key must be seen live (ExpectLive: the watch
+    /// ends as soon as every key was).
     pub epochs: u64,
     pub mode: LivenessMode,
     /// Keep watching past `epochs` until proven or `timeout`.
