@@ -5,7 +5,6 @@ use anyhow::{bail, Context};
 use vtool_snapshot::repofile::{CheckStatus, GateInputs};
 use vtool_transfer::url::RepoUrl;
 use vtool_validator::beacon::BeaconClient;
-use vtool_validator::liveness::LivenessEvent;
 use vtool_verify::gate::{status_word, GateEvent, GateOptions, Location};
 
 use super::{ChunkKeyArgs, PubkeyArgs, RepoArg};
@@ -138,7 +137,7 @@ pub fn run(a: Args) -> anyhow::Result<Outcome> {
                     eprintln!("         warning: {w}");
                 }
             }
-            GateEvent::Liveness(l) => print_liveness(l),
+            GateEvent::Liveness(l) => super::liveness::progress(l),
         }
     })?;
     if let Some(path) = &a.report {
@@ -188,23 +187,4 @@ pub fn run(a: Args) -> anyhow::Result<Outcome> {
 fn short_name(name: &str) -> &str {
     let id = name.trim_start_matches("reports/");
     id.get(..12).unwrap_or(id)
-}
-
-fn print_liveness(e: &LivenessEvent) {
-    match e {
-        LivenessEvent::Waiting { epoch, .. } => {
-            eprintln!("         liveness: waiting for epoch {epoch} to complete")
-        }
-        LivenessEvent::Observed(o) => eprintln!(
-            "         liveness: epoch {} {}: {} of {} live{}",
-            o.epoch,
-            o.node,
-            o.live_indices.len(),
-            o.asked,
-            o.error
-                .as_ref()
-                .map(|r| format!(", not observed: {r}"))
-                .unwrap_or_default()
-        ),
-    }
 }

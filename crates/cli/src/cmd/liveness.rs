@@ -1,4 +1,3 @@
-use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -20,17 +19,8 @@ pub struct Args {
     /// Beacon node API URL, e.g. http://localhost:5052. Repeat for more nodes: all must agree.
     #[arg(long = "beacon", value_name = "URL", required = true, num_args = 1..)]
     beacons: Vec<String>,
-    /// Directory of EIP-2335 keystores whose pubkeys to watch.
-    #[arg(
-        long,
-        value_name = "DIR",
-        required_unless_present = "pubkeys",
-        conflicts_with = "pubkeys"
-    )]
-    keys: Option<PathBuf>,
-    /// Validator pubkey (0x and 96 hex digits). Repeatable.
-    #[arg(long = "pubkey", value_name = "HEX", num_args = 1..)]
-    pubkeys: Vec<String>,
+    #[command(flatten)]
+    keys: super::PubkeyArgs,
     /// Consecutive completed epochs every key must be offline on every node.
     #[arg(long, default_value_t = DEFAULT_EPOCHS, value_parser = clap::value_parser!(u64).range(1..))]
     epochs: u64,
@@ -62,15 +52,7 @@ pub fn run(a: Args) -> anyhow::Result<Outcome> {
              give a second, independent one with another --beacon"
         );
     }
-    let pubkeys = match &a.keys {
-        Some(dir) => vtool_validator::keystore_pubkeys(dir).with_context(|| {
-            format!(
-                "cannot read the pubkeys of the keystores in {}",
-                dir.display()
-            )
-        })?,
-        None => a.pubkeys.clone(),
-    };
+    let pubkeys = a.keys.pubkeys()?;
     let mode = if a.expect_live {
         LivenessMode::ExpectLive
     } else {
@@ -109,7 +91,7 @@ pub fn run(a: Args) -> anyhow::Result<Outcome> {
     })
 }
 
-fn progress(event: &LivenessEvent) {
+pub fn progress(event: &LivenessEvent) {
     match event {
         LivenessEvent::Waiting { epoch, at } => {
             let when = i64::try_from(*at)

@@ -231,8 +231,8 @@ pub struct PubkeyArgs {
     /// A directory of EIP-2335 keystores (any client's layout); their pubkeys are used.
     #[arg(long, value_name = "DIR", required_unless_present = "pubkey")]
     pub keys: Option<std::path::PathBuf>,
-    /// A validator public key (0x…, 48 bytes); repeatable.
-    #[arg(long, value_name = "HEX", conflicts_with = "keys")]
+    /// A validator public key (0x and 96 hex digits); repeatable.
+    #[arg(long, value_name = "HEX", num_args = 1.., conflicts_with = "keys")]
     pub pubkey: Vec<String>,
 }
 
@@ -240,18 +240,15 @@ impl PubkeyArgs {
     /// The keys, `0x`-prefixed lowercase, sorted, each once.
     pub fn pubkeys(&self) -> anyhow::Result<Vec<String>> {
         use anyhow::Context;
-        let mut out = Vec::new();
-        if let Some(dir) = &self.keys {
-            let found = vtool_validator::find_keystores(dir)?;
-            for f in found {
-                let k = vtool_validator::Keystore::from_file(&f.path)
-                    .with_context(|| format!("{} is not a usable keystore", f.path.display()))?;
-                out.extend(k.pubkey.into_iter().chain(k.pubkeys));
-            }
-            if out.is_empty() {
-                anyhow::bail!("no keystores under {}", dir.display());
-            }
-        }
+        let mut out = match &self.keys {
+            Some(dir) => vtool_validator::keystore_pubkeys(dir).with_context(|| {
+                format!(
+                    "cannot read the pubkeys of the keystores in {}",
+                    dir.display()
+                )
+            })?,
+            None => Vec::new(),
+        };
         for p in &self.pubkey {
             out.push(
                 vtool_validator::keystore::normalize_pubkey(p)
