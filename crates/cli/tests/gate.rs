@@ -165,8 +165,17 @@ fn chain(keys: u64) -> BeaconDouble {
 fn all_good_passes_and_the_report_is_stored_authenticated() {
     let m = Migration::new(3);
     let (a, b) = (chain(3), chain(3));
-    let (code, gate) = m.gate(&[&a, &b], &[]);
+    let evidence = m.env.path("gate.report");
+    let (code, gate) = m.gate(&[&a, &b], &["--report", s(&evidence)]);
     assert_eq!(code, 0, "{gate:#}");
+    // --report is the sealed object byte for byte, named by its hash.
+    let written = fs::read(&evidence).expect("report file");
+    let name = gate["report"].as_str().expect("name");
+    assert_eq!(
+        written,
+        fs::read(m.env.path(&format!("repo/{name}"))).expect("stored")
+    );
+    assert_eq!(name, format!("reports/{}", blake3::hash(&written).to_hex()));
     assert_eq!(gate["passed"], true);
     for (name, status) in statuses(&gate) {
         assert_eq!(status, "pass", "{name}: {gate:#}");

@@ -105,6 +105,10 @@ pub fn gate(
     if opts.pubkeys.is_empty() {
         return Err(GateError::NoKeys);
     }
+    let mut checks = Checks {
+        done: Vec::new(),
+        since: Instant::now(),
+    };
     let fresh = backup::Freshness {
         now: OffsetDateTime::now_utc(),
         max_age: opts.max_age,
@@ -123,10 +127,6 @@ pub fn gate(
             )
         })
         .collect();
-    let mut checks = Checks {
-        done: Vec::new(),
-        since: Instant::now(),
-    };
 
     checks.push(
         progress,
