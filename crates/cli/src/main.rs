@@ -55,6 +55,11 @@ enum Command {
     Drills(cmd::drills::Args),
     /// The pre-migration gate: one fail-closed verdict that validators may start elsewhere.
     Gate(cmd::gate::Args),
+    /// Move validators between clients in batches (`migrate plan`, `migrate run`).
+    Migrate {
+        #[command(subcommand)]
+        command: cmd::migrate::Command,
+    },
     /// List gate reports and restore overrides, newest first (authenticated with a key).
     Reports(cmd::reports::Args),
     /// Show one gate report (`report show ID --format md|json`).
@@ -127,6 +132,7 @@ fn main() -> ExitCode {
         Command::Drill(a) => cmd::drill::run(a),
         Command::Drills(a) => cmd::drills::run(a),
         Command::Gate(a) => cmd::gate::run(a),
+        Command::Migrate { command } => cmd::migrate::run(command),
         Command::Reports(a) => cmd::reports::run(a),
         Command::Report { command } => cmd::report::run(command),
         Command::Copy(a) => cmd::copy::run(a),

@@ -11,17 +11,17 @@ use serde_json::{json, Value};
 use support::{engines, s, text, Env};
 use vtool_testkit::beacon::{pubkey, validators, BeaconDouble, Scenario};
 
-const ROOT: &str = "0x4b4b4b4b4b4b4b4b4b4b4b4b4b4b4b4b4b4b4b4b4b4b4b4b4b4b4b4b4b4b4b4b";
+pub const ROOT: &str = "0x4b4b4b4b4b4b4b4b4b4b4b4b4b4b4b4b4b4b4b4b4b4b4b4b4b4b4b4b4b4b4b4b";
 
 /// A node with `keys` validators (indices 0..keys of the doubles), backed up, drilled with
 /// its keys proven and checked with `--packs`, and the interchange the new host imports.
-struct Migration {
-    env: Env,
-    pubkeys: Vec<String>,
+pub struct Migration {
+    pub env: Env,
+    pub pubkeys: Vec<String>,
 }
 
 impl Migration {
-    fn new(keys: u64) -> Migration {
+    pub fn new(keys: u64) -> Migration {
         Migration::prepared(keys, &[], true)
     }
 
@@ -95,7 +95,7 @@ impl Migration {
         fs::write(self.slashing(), doc.to_string()).expect("write");
     }
 
-    fn slashing(&self) -> PathBuf {
+    pub fn slashing(&self) -> PathBuf {
         self.env.path("slashing.json")
     }
 

@@ -12,6 +12,7 @@ mod fuzz;
 mod gate;
 mod hostile;
 mod liveness;
+mod migrate;
 mod profiles;
 mod prune;
 mod realistic_nodes;

@@ -2,7 +2,6 @@
 //! per-host run lock, the node_exporter textfile metrics and healthchecks-style pings, and
 //! `vtool run`, which drives the ordinary `vtool` commands with them.
 
-pub mod atomic;
 pub mod config;
 pub mod duration;
 pub mod facts;

@@ -12,7 +12,6 @@ use std::path::{Path, PathBuf};
 
 use time::OffsetDateTime;
 
-use crate::atomic::write_atomic;
 use crate::OpsError;
 
 /// The metrics vtool writes, with their help text. All are gauges.
@@ -217,7 +216,7 @@ pub fn update(path: &Path, samples: &[Sample]) -> Result<(), OpsError> {
             .or_default()
             .insert(s.label_text(), format_value(s.value));
     }
-    write_atomic(path, render(&f).as_bytes())
+    vtool_transfer::write_atomic(path, render(&f).as_bytes()).map_err(|e| OpsError::io(path, e))
     // `lock` is released when dropped, after the rename.
 }
 

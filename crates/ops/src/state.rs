@@ -8,7 +8,6 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
-use crate::atomic::write_atomic;
 use crate::OpsError;
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
@@ -88,6 +87,7 @@ impl StateDir {
             reason: e.to_string(),
         })?;
         std::fs::create_dir_all(&self.dir).map_err(|e| OpsError::io(&self.dir, e))?;
-        write_atomic(&self.file(), &bytes)
+        vtool_transfer::write_atomic(&self.file(), &bytes)
+            .map_err(|e| OpsError::io(&self.file(), e))
     }
 }

@@ -2,7 +2,6 @@
 //! damage or absence costs speed, never correctness.
 
 use std::collections::HashMap;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use crate::repofile::CachedFile;
@@ -42,7 +41,7 @@ impl Cache {
     }
 
     pub fn write_index(&self, name: &str, data: &[u8]) {
-        let _ = self.write_atomic(&self.dir.join(name), data);
+        let _ = vtool_transfer::write_atomic(&self.dir.join(name), data);
     }
 
     pub fn load_files(&self) -> FilesCache {
@@ -58,14 +57,6 @@ impl Cache {
     pub fn save_files(&self, files: &FilesCache) -> std::io::Result<()> {
         let json = serde_json::to_vec(files).map_err(std::io::Error::other)?;
         let data = zstd::bulk::compress(&json, 3)?;
-        self.write_atomic(&self.dir.join("files.zst"), &data)
-    }
-
-    fn write_atomic(&self, path: &Path, data: &[u8]) -> std::io::Result<()> {
-        let dir = path.parent().unwrap_or(&self.dir);
-        let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
-        tmp.write_all(data)?;
-        tmp.persist(path).map_err(|e| e.error)?;
-        Ok(())
+        vtool_transfer::write_atomic(&self.dir.join("files.zst"), &data)
     }
 }

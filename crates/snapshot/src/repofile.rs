@@ -415,7 +415,7 @@ pub struct CheckRecord {
 /// or a `vtool restore --no-gate` override. Never overwritten.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct GateReport {
-    /// `"vtool-gate-report"` or `"vtool-gate-override"`.
+    /// `"vtool-gate-report"`, `"vtool-gate-override"` or `"vtool-migration-batch"`.
     pub kind: String,
     pub version: u32,
     #[serde(with = "time::serde::rfc3339")]
@@ -441,6 +441,12 @@ pub struct GateReport {
     /// An override: what was done without a gate, and where.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub override_of: Option<String>,
+    /// A migration batch's report: which batch (1-based) of how many.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub batch: Option<(u32, u32)>,
+    /// The custody fencing token the new host holds the batch's keys under.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub custody_token: Option<i64>,
 }
 
 /// What a gate was asked, as given.

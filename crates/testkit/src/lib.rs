@@ -3,6 +3,7 @@
 //! double, and running code under a time limit. Not published; only dev-dependencies use it.
 
 pub mod beacon;
+pub mod keymanager;
 pub mod node;
 pub mod rng;
 pub mod sshd;

@@ -22,6 +22,7 @@
 //! [`copy_objects`] copies what one repository lacks from another, resumably.
 //! [`temp`] finds and removes the temporary files interrupted writers leave.
 
+mod atomic;
 pub mod conformance;
 pub mod copy;
 mod error;
@@ -36,6 +37,7 @@ pub mod url;
 
 use std::sync::Arc;
 
+pub use atomic::write_atomic;
 pub use copy::{copy_objects, CopyError, CopyOptions, CopyPhase, CopyReport, CopyStats};
 pub use error::BackendError;
 pub use hooked::Hooked;

@@ -64,6 +64,7 @@ pub mod definitions;
 pub mod discover;
 pub mod holdings;
 pub mod kdf;
+pub mod keymanager;
 pub mod keys_check;
 pub mod keystore;
 pub mod keystore_create;

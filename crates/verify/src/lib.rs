@@ -37,6 +37,7 @@ mod disk;
 mod drill;
 pub mod gate;
 mod keystores;
+pub mod migrate;
 mod records;
 
 pub use boot::{expect_pattern, why_failed, BootCommand};
@@ -44,7 +45,7 @@ pub use checksums::{checksums, manifest_line, Checksum, ChecksumFormat, Checksum
 pub use drill::{drill, DrillError, DrillOptions, DrillRun, KeepDir, ProveKeys};
 pub use records::{
     list_drills, list_records, save_record, Authenticity, DrillListing, Listed, ListedDrill,
-    Listing, Record, CHECK_KIND, DRILL_KIND, GATE_KIND, OVERRIDE_KIND,
+    Listing, Record, CHECK_KIND, DRILL_KIND, GATE_KIND, MIGRATION_KIND, OVERRIDE_KIND,
 };
 
 pub use check::{

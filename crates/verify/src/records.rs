@@ -16,6 +16,7 @@ pub const DRILL_KIND: &str = "vtool-drill";
 pub const CHECK_KIND: &str = "vtool-check";
 pub const GATE_KIND: &str = "vtool-gate-report";
 pub const OVERRIDE_KIND: &str = "vtool-gate-override";
+pub const MIGRATION_KIND: &str = "vtool-migration-batch";
 
 /// A kind of sealed record.
 pub trait Record: Serialize + DeserializeOwned + Send {
@@ -55,7 +56,7 @@ impl Record for CheckRecord {
 
 impl Record for GateReport {
     const FILE_TYPE: FileType = FileType::Report;
-    const KINDS: &'static [&'static str] = &[GATE_KIND, OVERRIDE_KIND];
+    const KINDS: &'static [&'static str] = &[GATE_KIND, OVERRIDE_KIND, MIGRATION_KIND];
     /// Per key and epoch evidence: about 1 KiB per key.
     const MAX_SIZE: u64 = 64 << 20;
     fn kind(&self) -> &str {

@@ -76,10 +76,10 @@ pub fn run(a: Args) -> anyhow::Result<Outcome> {
         .collect::<anyhow::Result<Vec<_>>>()?;
     let repo = a.repo.open()?;
     let key = a.key.require(&repo, "the gate")?;
-    let primary = Location {
+    let mut locations = vec![Location {
         name: RepoUrl::parse(&a.repo.repo)?.canonical(),
         repo,
-    };
+    }];
     let copies = a
         .copy_repos
         .iter()
@@ -98,17 +98,17 @@ pub fn run(a: Args) -> anyhow::Result<Outcome> {
         .iter()
         .map(|u| BeaconClient::new(u, a.beacon_timeout).with_context(|| format!("--beacon {u}")))
         .collect::<anyhow::Result<Vec<_>>>()?;
-    let locations = 1 + copies.len() as u32;
-    let min_copies = a.copies.unwrap_or(locations);
-    if min_copies == 0 || min_copies > locations {
-        bail!("--copies {min_copies}: between 1 and the {locations} location(s) given");
+    locations.extend(copies);
+    let count = locations.len() as u32;
+    let min_copies = a.copies.unwrap_or(count);
+    if min_copies == 0 || min_copies > count {
+        bail!("--copies {min_copies}: between 1 and the {count} location(s) given");
     }
     let opts = GateOptions {
         snapshot: a.snapshot.clone(),
         pubkeys,
         slashing: a.slashing.clone(),
         beacons,
-        copies,
         min_copies,
         max_age: a.max_age,
         epochs: a.epochs,
@@ -126,7 +126,7 @@ pub fn run(a: Args) -> anyhow::Result<Outcome> {
         },
     };
     let quiet = a.json;
-    let run = vtool_verify::gate::gate(&primary, &key, &opts, &mut |e| {
+    let run = vtool_verify::gate::gate(&locations, &key, &opts, &mut |e| {
         if quiet {
             return;
         }
@@ -141,7 +141,7 @@ pub fn run(a: Args) -> anyhow::Result<Outcome> {
         }
     })?;
     if let Some(path) = &a.report {
-        let bytes = primary
+        let bytes = locations[0]
             .repo
             .backend()
             .get(&run.report_name)

@@ -12,6 +12,7 @@ pub mod init;
 pub mod keys;
 pub mod liveness;
 pub mod man;
+pub mod migrate;
 pub mod profiles;
 pub mod prune;
 pub mod repair;

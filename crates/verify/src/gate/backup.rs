@@ -171,7 +171,7 @@ fn location_holds(
 }
 
 pub(super) fn copies_check(
-    locations: &[&Location],
+    locations: &[Location],
     key: &ChunkKey,
     fingerprint: &Id,
     min_copies: u32,

@@ -87,6 +87,8 @@ pub fn record_override(
         finalized_epoch: None,
         interchange: None,
         override_of: Some(what.into()),
+        batch: None,
+        custody_token: None,
     };
     save_record(repo.backend(), &report, key)
 }

@@ -48,6 +48,7 @@ pub struct Location {
 }
 
 /// What the gate is asked to prove.
+#[derive(Clone)]
 pub struct GateOptions {
     /// Snapshot id prefix or `latest`.
     pub snapshot: String,
@@ -56,8 +57,6 @@ pub struct GateOptions {
     /// The EIP-3076 interchange the new host imports.
     pub slashing: Option<PathBuf>,
     pub beacons: Vec<BeaconClient>,
-    /// Copies besides the repository (`--copy-repo`).
-    pub copies: Vec<Location>,
     /// Locations (the repository included) that must prove they hold the fingerprint.
     pub min_copies: u32,
     /// How old the snapshot, the drill and the check records may be.
@@ -82,6 +81,8 @@ pub enum GateError {
     Repository(#[from] vtool_snapshot::Error),
     #[error("no migrating keys: give --keys DIR or --pubkey")]
     NoKeys,
+    #[error("no repository to prove the backup with")]
+    NoRepository,
     #[error("the verdict could not be stored in the repository: {0}")]
     Save(vtool_snapshot::Error),
 }
@@ -94,10 +95,10 @@ pub struct GateRun {
     pub liveness: Option<LivenessReport>,
 }
 
-/// Run every check against `primary` (the repository the snapshot is in) and store the
-/// verdict there.
+/// Run every check against `locations`: the repository the snapshot is in first, then its
+/// copies. The verdict is stored in the first.
 pub fn gate(
-    primary: &Location,
+    locations: &[Location],
     key: &ChunkKey,
     opts: &GateOptions,
     progress: &mut dyn FnMut(GateEvent),
@@ -105,6 +106,7 @@ pub fn gate(
     if opts.pubkeys.is_empty() {
         return Err(GateError::NoKeys);
     }
+    let primary = locations.first().ok_or(GateError::NoRepository)?;
     let mut checks = Checks {
         done: Vec::new(),
         since: Instant::now(),
@@ -134,10 +136,9 @@ pub fn gate(
     );
     let drills = backup::fresh_drills(&primary.repo, key, &snap.fingerprint, &fresh)?;
     checks.push(progress, backup::drill_check(&drills, &fresh));
-    let locations: Vec<&Location> = std::iter::once(primary).chain(&opts.copies).collect();
     checks.push(
         progress,
-        backup::copies_check(&locations, key, &snap.fingerprint, opts.min_copies, &fresh),
+        backup::copies_check(locations, key, &snap.fingerprint, opts.min_copies, &fresh),
     );
     checks.push(progress, keys::keys_check(&snap, key, &drills, &mut keys));
     let chain_roots = chain::genesis_roots(&opts.beacons);
@@ -199,6 +200,8 @@ pub fn gate(
         finalized_epoch,
         interchange: slashing.evidence,
         override_of: None,
+        batch: None,
+        custody_token: None,
     };
     let report_name = save_record(primary.repo.backend(), &report, key).map_err(GateError::Save)?;
     Ok(GateRun {

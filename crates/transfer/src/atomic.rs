@@ -1,13 +1,12 @@
-//! Replace a file so readers see the old or the new content, never a part.
+//! Replace a local file so readers see the old or the new content, never a part.
 
 use std::io::Write;
 use std::path::Path;
 
-use crate::OpsError;
-
 /// Write a temporary file in the same directory, fsync it, rename it over `path`, fsync the
-/// directory.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), OpsError> {
+/// directory. The temporary name starts with a dot and has no extension of its own, so
+/// collectors that read a directory by suffix (node_exporter's `*.prom`) skip it.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => Path::new("."),
@@ -16,7 +15,6 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), OpsError> {
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    // A leading dot and no `.prom` ending: node_exporter's textfile collector skips it.
     let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
     let result = (|| {
         let mut f = std::fs::File::create(&tmp)?;
@@ -28,5 +26,5 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), OpsError> {
     if result.is_err() {
         let _ = std::fs::remove_file(&tmp);
     }
-    result.map_err(|e| OpsError::io(path, e))
+    result
 }

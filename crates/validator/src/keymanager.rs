@@ -1,0 +1,245 @@
+//! A blocking client for the standard Keymanager API's local keystores (`GET`, `DELETE` and
+//! `POST /eth/v1/keystores`), with a bearer token, as every Ethereum validator client serves
+//! it. Answers are checked against the API's JSON: one status per key asked, in order, from
+//! the statuses the API defines; anything else is an error naming the client.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+/// Largest answer read: a DELETE of many keys carries their whole slashing history.
+const BODY_LIMIT: u64 = 256 << 20;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum KeymanagerError {
+    #[error("validator client {url} cannot be reached: {detail}")]
+    Unreachable { url: String, detail: String },
+    #[error("validator client {url} did not answer in time")]
+    Timeout { url: String },
+    #[error(
+        "validator client {url} refused the bearer token (HTTP {status}); check the token file"
+    )]
+    Unauthorized { url: String, status: u16 },
+    #[error("validator client {url} answered HTTP {status}: {message}")]
+    Http {
+        url: String,
+        status: u16,
+        message: String,
+    },
+    #[error("validator client {url} answered JSON the Keymanager API does not allow: {detail}")]
+    Malformed { url: String, detail: String },
+}
+
+/// A key a validator client holds (`GET /eth/v1/keystores`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ListedKey {
+    pub validating_pubkey: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub derivation_path: Option<String>,
+    #[serde(default)]
+    pub readonly: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeleteStatus {
+    /// It was active and is removed.
+    Deleted,
+    /// Not active; its slashing protection is returned.
+    NotActive,
+    /// Unknown to the client; no slashing protection.
+    NotFound,
+    /// Found but could not be stopped: starting it elsewhere would be a slashing.
+    Error,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ImportStatus {
+    Imported,
+    Duplicate,
+    Error,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeyStatus<S> {
+    pub status: S,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub message: String,
+}
+
+/// What `DELETE /eth/v1/keystores` answered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Deleted {
+    /// One per pubkey asked, in order.
+    pub statuses: Vec<KeyStatus<DeleteStatus>>,
+    /// The EIP-3076 interchange for the keys, exactly as sent (a JSON string in the answer).
+    pub slashing_protection: String,
+}
+
+#[derive(Deserialize)]
+struct DataOnly<T> {
+    data: T,
+}
+
+#[derive(Deserialize)]
+struct DeleteBody {
+    data: Vec<KeyStatus<DeleteStatus>>,
+    slashing_protection: String,
+}
+
+/// One validator client's Keymanager API.
+#[derive(Debug, Clone)]
+pub struct KeymanagerClient {
+    url: String,
+    token: String,
+    agent: ureq::Agent,
+}
+
+impl KeymanagerClient {
+    /// `url` as `http(s)://host:port`; `token` the API's bearer token (the client's
+    /// `api-token.txt`, without its newline).
+    pub fn new(url: &str, token: &str, timeout: Duration) -> Result<Self, KeymanagerError> {
+        let url = url.trim_end_matches('/').to_string();
+        if !(url.starts_with("http://") || url.starts_with("https://")) {
+            return Err(KeymanagerError::Unreachable {
+                url,
+                detail: "not an http:// or https:// URL".into(),
+            });
+        }
+        let agent = ureq::Agent::config_builder()
+            .timeout_connect(Some(timeout))
+            .timeout_global(Some(timeout))
+            .http_status_as_error(false)
+            .build()
+            .into();
+        Ok(KeymanagerClient {
+            url,
+            token: token.trim().to_string(),
+            agent,
+        })
+    }
+
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// The keys the client holds.
+    pub fn list(&self) -> Result<Vec<ListedKey>, KeymanagerError> {
+        let response = self
+            .agent
+            .get(self.endpoint())
+            .header("Authorization", self.bearer())
+            .header("Accept", "application/json")
+            .call();
+        let keys: DataOnly<Vec<ListedKey>> = self.answer(response)?;
+        Ok(keys.data)
+    }
+
+    /// Stop the client signing with `pubkeys` and take their slashing protection.
+    pub fn delete(&self, pubkeys: &[String]) -> Result<Deleted, KeymanagerError> {
+        let body = serde_json::json!({ "pubkeys": pubkeys });
+        let response = self
+            .agent
+            .delete(self.endpoint())
+            .header("Authorization", self.bearer())
+            .header("Content-Type", "application/json")
+            .force_send_body()
+            .send(body.to_string());
+        let answer: DeleteBody = self.answer(response)?;
+        if answer.data.len() != pubkeys.len() {
+            return Err(self.malformed(format!(
+                "{} statuses for {} keys asked",
+                answer.data.len(),
+                pubkeys.len()
+            )));
+        }
+        Ok(Deleted {
+            statuses: answer.data,
+            slashing_protection: answer.slashing_protection,
+        })
+    }
+
+    /// Import `keystores` (their JSON text) unlocked by `passwords`, with `slashing`
+    /// protection (EIP-3076 JSON text). One status per keystore, in order.
+    pub fn import(
+        &self,
+        keystores: &[String],
+        passwords: &[String],
+        slashing: &str,
+    ) -> Result<Vec<KeyStatus<ImportStatus>>, KeymanagerError> {
+        let body = serde_json::json!({
+            "keystores": keystores,
+            "passwords": passwords,
+            "slashing_protection": slashing,
+        });
+        let response = self
+            .agent
+            .post(self.endpoint())
+            .header("Authorization", self.bearer())
+            .header("Content-Type", "application/json")
+            .send(body.to_string());
+        let answer: DataOnly<Vec<KeyStatus<ImportStatus>>> = self.answer(response)?;
+        if answer.data.len() != keystores.len() {
+            return Err(self.malformed(format!(
+                "{} statuses for {} keystores sent",
+                answer.data.len(),
+                keystores.len()
+            )));
+        }
+        Ok(answer.data)
+    }
+
+    fn endpoint(&self) -> String {
+        format!("{}/eth/v1/keystores", self.url)
+    }
+
+    fn bearer(&self) -> String {
+        format!("Bearer {}", self.token)
+    }
+
+    fn answer<T: serde::de::DeserializeOwned>(
+        &self,
+        response: Result<ureq::http::Response<ureq::Body>, ureq::Error>,
+    ) -> Result<T, KeymanagerError> {
+        let mut response = response.map_err(|e| self.transport(e))?;
+        let status = response.status().as_u16();
+        let text = response
+            .body_mut()
+            .with_config()
+            .limit(BODY_LIMIT)
+            .read_to_string()
+            .map_err(|e| self.transport(e))?;
+        match status {
+            200 => serde_json::from_str(&text).map_err(|e| self.malformed(e.to_string())),
+            401 | 403 => Err(KeymanagerError::Unauthorized {
+                url: self.url.clone(),
+                status,
+            }),
+            _ => Err(KeymanagerError::Http {
+                url: self.url.clone(),
+                status,
+                message: text.chars().filter(|c| !c.is_control()).take(300).collect(),
+            }),
+        }
+    }
+
+    fn transport(&self, e: ureq::Error) -> KeymanagerError {
+        match e {
+            ureq::Error::Timeout(_) => KeymanagerError::Timeout {
+                url: self.url.clone(),
+            },
+            e => KeymanagerError::Unreachable {
+                url: self.url.clone(),
+                detail: e.to_string(),
+            },
+        }
+    }
+
+    fn malformed(&self, detail: String) -> KeymanagerError {
+        KeymanagerError::Malformed {
+            url: self.url.clone(),
+            detail,
+        }
+    }
+}
