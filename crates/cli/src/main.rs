@@ -92,6 +92,11 @@ enum Command {
         #[command(subcommand)]
         command: cmd::slashing::Command,
     },
+    /// Solana: copy an identity's tower to a standby, checked by hash (`tower copy`).
+    Tower {
+        #[command(subcommand)]
+        command: cmd::tower::Command,
+    },
     /// Do what vtool.toml says is due: backup, copy, forget+prune, check slice, drill.
     Run(cmd::run::Args),
     /// Print a shell completion script (bash, zsh, fish).
@@ -143,6 +148,7 @@ fn main() -> ExitCode {
         Command::Liveness(a) => cmd::liveness::run(a),
         Command::Profiles(a) => cmd::profiles::run(a),
         Command::Repair { command } => cmd::repair::run(command),
+        Command::Tower { command } => cmd::tower::run(command),
         Command::Run(a) => cmd::run::run(a, cli.metrics_file.clone()),
         Command::Completions(a) => cmd::completions::run(a, Cli::command()),
         Command::Man(a) => cmd::man::run(a, Cli::command()),

@@ -21,4 +21,5 @@ mod run_packaging;
 mod sealed_objects;
 mod sftp_repo;
 mod thrash;
+mod tower;
 mod trust_ops;

@@ -73,6 +73,7 @@ pub mod password;
 pub mod profiles;
 pub mod pubkeys;
 pub mod slashing;
+pub mod tower;
 
 pub use budget::{BudgetStats, MemoryBudget, DEFAULT_MEMORY_BUDGET};
 pub use discover::{find_keystores, DiscoverError, FoundKeystore, Layout};

@@ -22,6 +22,7 @@ pub mod restore;
 pub mod run;
 pub mod slashing;
 pub mod snapshots;
+pub mod tower;
 
 use anyhow::Context;
 use vtool_snapshot::keys::ChunkKey;
