@@ -142,3 +142,12 @@ pub fn spoken(hex: &str) -> String {
         .collect::<Vec<_>>()
         .join(" ")
 }
+
+/// A record's authenticity in a listing's AUTH column.
+pub fn authenticity(a: vtool_verify::Authenticity) -> &'static str {
+    match a {
+        vtool_verify::Authenticity::Authentic => "ok",
+        vtool_verify::Authenticity::Forged => "FORGED",
+        vtool_verify::Authenticity::NotChecked => "unchecked",
+    }
+}

@@ -143,6 +143,13 @@ fn check<'a>(gate: &'a Value, name: &str) -> &'a Value {
         .unwrap_or_else(|| panic!("no {name} check in {gate}"))
 }
 
+/// The check `name` failed, saying `why`.
+fn assert_fails(gate: &Value, name: &str, why: &str) {
+    let c = check(gate, name);
+    assert_eq!(c["status"], "fail", "{c}");
+    assert!(c["summary"].as_str().expect("summary").contains(why), "{c}");
+}
+
 fn statuses(gate: &Value) -> Vec<(String, String)> {
     gate["gate"]["checks"]
         .as_array()
@@ -273,15 +280,7 @@ fn a_key_missing_from_the_interchange_fails_before_any_epoch_wait() {
     let a = chain(3);
     let (code, gate) = m.gate(&[&a], &[]);
     assert_eq!(code, 1, "{gate:#}");
-    let c = check(&gate, "slashing");
-    assert_eq!(c["status"], "fail");
-    assert!(
-        c["summary"]
-            .as_str()
-            .expect("summary")
-            .contains("missing from the interchange"),
-        "{c}"
-    );
+    assert_fails(&gate, "slashing", "missing from the interchange");
     assert_eq!(check(&gate, "offline")["status"], "unknown");
     // Nothing was watched: no liveness request reached the node.
     assert!(a.liveness_requests().is_empty());
@@ -294,15 +293,7 @@ fn a_validators_root_mismatch_fails() {
     let a = chain(1);
     let (code, gate) = m.gate(&[&a], &[]);
     assert_eq!(code, 1);
-    let c = check(&gate, "slashing");
-    assert_eq!(c["status"], "fail");
-    assert!(
-        c["summary"]
-            .as_str()
-            .expect("s")
-            .contains("validators root mismatch"),
-        "{c}"
-    );
+    assert_fails(&gate, "slashing", "validators root mismatch");
 }
 
 #[test]
@@ -318,12 +309,7 @@ fn a_slashable_interchange_fails() {
     let a = chain(1);
     let (code, gate) = m.gate(&[&a], &[]);
     assert_eq!(code, 1);
-    let c = check(&gate, "slashing");
-    assert_eq!(c["status"], "fail");
-    assert!(
-        c["summary"].as_str().expect("s").contains("slashable"),
-        "{c}"
-    );
+    assert_fails(&gate, "slashing", "slashable");
 }
 
 #[test]
@@ -352,15 +338,7 @@ fn a_stale_backup_fails() {
     let a = chain(1);
     let (code, gate) = m.gate(&[&a], &["--max-age", "24h"]);
     assert_eq!(code, 1);
-    let c = check(&gate, "backup");
-    assert_eq!(c["status"], "fail");
-    assert!(
-        c["summary"]
-            .as_str()
-            .expect("s")
-            .contains("older than --max-age"),
-        "{c}"
-    );
+    assert_fails(&gate, "backup", "older than --max-age");
 }
 
 #[test]
@@ -376,15 +354,7 @@ fn finality_short_of_the_highest_target_fails() {
     let (code, gate) = m.gate(&[&a], &[]);
     assert_eq!(code, 1, "{gate:#}");
     assert_eq!(check(&gate, "offline")["status"], "pass", "{gate:#}");
-    let c = check(&gate, "finality");
-    assert_eq!(c["status"], "fail");
-    assert!(
-        c["summary"]
-            .as_str()
-            .expect("s")
-            .contains("not past epoch 5000"),
-        "{c}"
-    );
+    assert_fails(&gate, "finality", "not past epoch 5000");
 }
 
 #[test]

@@ -7,6 +7,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use crate::http;
+
 /// Largest answer read: a DELETE of many keys carries their whole slashing history.
 const BODY_LIMIT: u64 = 256 << 20;
 
@@ -100,23 +102,14 @@ impl KeymanagerClient {
     /// `url` as `http(s)://host:port`; `token` the API's bearer token (the client's
     /// `api-token.txt`, without its newline).
     pub fn new(url: &str, token: &str, timeout: Duration) -> Result<Self, KeymanagerError> {
-        let url = url.trim_end_matches('/').to_string();
-        if !(url.starts_with("http://") || url.starts_with("https://")) {
-            return Err(KeymanagerError::Unreachable {
-                url,
-                detail: "not an http:// or https:// URL".into(),
-            });
-        }
-        let agent = ureq::Agent::config_builder()
-            .timeout_connect(Some(timeout))
-            .timeout_global(Some(timeout))
-            .http_status_as_error(false)
-            .build()
-            .into();
+        let url = http::base_url(url).map_err(|url| KeymanagerError::Unreachable {
+            url,
+            detail: "not an http:// or https:// URL".into(),
+        })?;
         Ok(KeymanagerClient {
             url,
             token: token.trim().to_string(),
-            agent,
+            agent: http::agent(timeout),
         })
     }
 
@@ -202,14 +195,7 @@ impl KeymanagerClient {
         &self,
         response: Result<ureq::http::Response<ureq::Body>, ureq::Error>,
     ) -> Result<T, KeymanagerError> {
-        let mut response = response.map_err(|e| self.transport(e))?;
-        let status = response.status().as_u16();
-        let text = response
-            .body_mut()
-            .with_config()
-            .limit(BODY_LIMIT)
-            .read_to_string()
-            .map_err(|e| self.transport(e))?;
+        let (status, text) = http::read(response, BODY_LIMIT).map_err(|e| self.transport(e))?;
         match status {
             200 => serde_json::from_str(&text).map_err(|e| self.malformed(e.to_string())),
             401 | 403 => Err(KeymanagerError::Unauthorized {
@@ -219,20 +205,20 @@ impl KeymanagerClient {
             _ => Err(KeymanagerError::Http {
                 url: self.url.clone(),
                 status,
-                message: text.chars().filter(|c| !c.is_control()).take(300).collect(),
+                message: http::printable(&text),
             }),
         }
     }
 
-    fn transport(&self, e: ureq::Error) -> KeymanagerError {
+    fn transport(&self, e: http::Transport) -> KeymanagerError {
+        let url = self.url.clone();
         match e {
-            ureq::Error::Timeout(_) => KeymanagerError::Timeout {
-                url: self.url.clone(),
+            http::Transport::Timeout => KeymanagerError::Timeout { url },
+            http::Transport::TooLarge(limit) => KeymanagerError::Malformed {
+                url,
+                detail: format!("answer larger than {limit} bytes"),
             },
-            e => KeymanagerError::Unreachable {
-                url: self.url.clone(),
-                detail: e.to_string(),
-            },
+            http::Transport::Failed(detail) => KeymanagerError::Unreachable { url, detail },
         }
     }
 

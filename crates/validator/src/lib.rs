@@ -63,6 +63,7 @@ pub mod budget;
 pub mod definitions;
 pub mod discover;
 pub mod holdings;
+mod http;
 pub mod kdf;
 pub mod keymanager;
 pub mod keys_check;

@@ -1,5 +1,4 @@
 use anyhow::Context;
-use vtool_verify::Authenticity;
 
 use super::{ChunkKeyArgs, RepoArg};
 use crate::{output, Outcome};
@@ -58,11 +57,7 @@ pub fn run(a: Args) -> anyhow::Result<Outcome> {
                 r.snapshot.short(),
                 output::spoken(&fp[..16]),
                 if r.passed { "pass" } else { "FAIL" },
-                match d.authenticity {
-                    Authenticity::Authentic => "ok",
-                    Authenticity::Forged => "FORGED",
-                    Authenticity::NotChecked => "unchecked",
-                },
+                output::authenticity(d.authenticity),
                 r.duration_secs,
                 r.hostname,
                 details

@@ -63,7 +63,7 @@ pub fn run(c: Command) -> anyhow::Result<Outcome> {
         );
         println!(
             "\nauthentication: {}",
-            super::reports::auth_word(listed.authenticity)
+            output::authenticity(listed.authenticity)
         );
     }
     Ok(if listed.authenticity == Authenticity::Forged {

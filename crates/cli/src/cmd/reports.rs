@@ -1,6 +1,5 @@
 use anyhow::Context;
 use vtool_snapshot::repofile::GateReport;
-use vtool_verify::Authenticity;
 
 use super::{ChunkKeyArgs, RepoArg};
 use crate::{output, Outcome};
@@ -49,7 +48,7 @@ pub fn run(a: Args) -> anyhow::Result<Outcome> {
                 verdict(r),
                 r.snapshot.map(|s| s.short()).unwrap_or_default(),
                 r.pubkeys.len(),
-                auth_word(l.authenticity),
+                output::authenticity(l.authenticity),
                 r.hostname
             );
         }
@@ -72,13 +71,5 @@ pub fn verdict(r: &GateReport) -> &'static str {
         (Some(_), _) => "OVERRIDE",
         (None, true) => "pass",
         (None, false) => "FAIL",
-    }
-}
-
-pub fn auth_word(a: Authenticity) -> &'static str {
-    match a {
-        Authenticity::Authentic => "ok",
-        Authenticity::Forged => "FORGED",
-        Authenticity::NotChecked => "unchecked",
     }
 }

@@ -9,6 +9,8 @@ use std::time::Duration;
 
 use serde::de::DeserializeOwned;
 
+use crate::http;
+
 pub use wire::{
     ChainSpec, Checkpoint, Finality, Genesis, SyncStatus, ValidatorLookup, ValidatorState,
 };
@@ -50,20 +52,14 @@ impl BeaconClient {
     /// A client for the node at `url` (`http://host:port`, a trailing `/` is dropped); every
     /// connection and answer must come within `timeout`.
     pub fn new(url: &str, timeout: Duration) -> Result<Self, BeaconError> {
-        let url = url.trim_end_matches('/').to_string();
-        if !(url.starts_with("http://") || url.starts_with("https://")) {
-            return Err(BeaconError::Unreachable {
-                url,
-                detail: "not an http:// or https:// URL".into(),
-            });
-        }
-        let agent = ureq::Agent::config_builder()
-            .timeout_connect(Some(timeout))
-            .timeout_global(Some(timeout))
-            .http_status_as_error(false)
-            .build()
-            .into();
-        Ok(BeaconClient { url, agent })
+        let url = http::base_url(url).map_err(|url| BeaconError::Unreachable {
+            url,
+            detail: "not an http:// or https:// URL".into(),
+        })?;
+        Ok(BeaconClient {
+            url,
+            agent: http::agent(timeout),
+        })
     }
 
     pub fn url(&self) -> &str {
@@ -184,22 +180,10 @@ impl BeaconClient {
         path: &str,
         response: Result<ureq::http::Response<ureq::Body>, ureq::Error>,
     ) -> Result<T, BeaconError> {
-        let mut response = response.map_err(|e| self.transport(e))?;
-        let status = response.status().as_u16();
-        let text = response
-            .body_mut()
-            .with_config()
-            .limit(BODY_LIMIT)
-            .read_to_string()
-            .map_err(|e| self.transport(e))?;
+        let (status, text) = http::read(response, BODY_LIMIT).map_err(|e| self.transport(e))?;
         if status != 200 {
             let message = serde_json::from_str::<ErrorBody>(&text).map_or(text, |b| b.message);
-            // Shown on terminals: no control characters, and not a whole error page.
-            let message = message
-                .chars()
-                .filter(|c| !c.is_control())
-                .take(300)
-                .collect();
+            let message = http::printable(&message);
             return Err(BeaconError::Http {
                 url: format!("{}{path}", self.url),
                 status,
@@ -211,19 +195,15 @@ impl BeaconClient {
             .map_err(|e| self.malformed(path, e.to_string()))
     }
 
-    fn transport(&self, e: ureq::Error) -> BeaconError {
+    fn transport(&self, e: http::Transport) -> BeaconError {
+        let url = self.url.clone();
         match e {
-            ureq::Error::Timeout(_) => BeaconError::Timeout {
-                url: self.url.clone(),
-            },
-            ureq::Error::BodyExceedsLimit(limit) => BeaconError::Malformed {
-                url: self.url.clone(),
+            http::Transport::Timeout => BeaconError::Timeout { url },
+            http::Transport::TooLarge(limit) => BeaconError::Malformed {
+                url,
                 detail: format!("answer larger than {limit} bytes"),
             },
-            e => BeaconError::Unreachable {
-                url: self.url.clone(),
-                detail: e.to_string(),
-            },
+            http::Transport::Failed(detail) => BeaconError::Unreachable { url, detail },
         }
     }
 
