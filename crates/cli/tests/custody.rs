@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 use support::migration::{chain, Migration};
 use support::{s, text, Env, VTOOL};
-use vtool_testkit::etcd::Etcd;
+use vtool_testkit::etcd::{Etcd, Pki};
 
 /// `vtool custody <sub> <etcd args> <args>` in `env`.
 fn custody(env: &Env, etcd: &Etcd, sub: &str, args: &[&str]) -> Output {
@@ -472,4 +472,49 @@ fn custody_the_systemd_drop_in_passes_systemd_analyze_verify() {
     // The drop-in is what systemd read: a missing binary there fails verification.
     let out = verify("/nonexistent/vtool");
     assert!(!out.status.success(), "{}", text(&out));
+}
+
+#[test]
+fn custody_works_with_the_certificates_contrib_makes() {
+    let env = Env::new();
+    let pki = env.path("pki");
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../contrib/etcd/make-certs.sh");
+    let out = Command::new("bash")
+        .arg(&script)
+        .arg(&pki)
+        .args(["--member", "m0=127.0.0.1", "--client", "host-a"])
+        .output()
+        .expect("bash");
+    assert!(out.status.success(), "{}", text(&out));
+    // It never overwrites: a second run refuses.
+    let again = Command::new("bash")
+        .arg(&script)
+        .arg(&pki)
+        .args(["--member", "m0=127.0.0.1", "--client", "host-a"])
+        .output()
+        .expect("bash");
+    assert_eq!(again.status.code(), Some(2), "{}", text(&again));
+    let etcd = Etcd::with_pki(Pki {
+        ca: pki.join("ca.crt"),
+        server_cert: pki.join("member-m0.crt"),
+        server_key: pki.join("member-m0.key"),
+        client_cert: pki.join("client-host-a.crt"),
+        client_key: pki.join("client-host-a.key"),
+    });
+    let pk = vtool_testkit::beacon::pubkey(3);
+    let token = claimed(&env, &etcd, &["--host", "host-a", "--pubkey", &pk]);
+    let out = custody(
+        &env,
+        &etcd,
+        "check",
+        &[
+            "--host",
+            "host-a",
+            "--pubkey",
+            &pk,
+            "--token",
+            &token.to_string(),
+        ],
+    );
+    assert_eq!(code(&out), 0, "{}", text(&out));
 }

@@ -92,17 +92,22 @@ impl Etcd {
 
     /// `n` members serving mutual TLS (peers talk plaintext on loopback).
     pub fn cluster(n: usize) -> Etcd {
-        Etcd::launch(n, true)
+        let dir = tempfile::tempdir().expect("tempdir");
+        let pki = Pki::new(dir.path(), "test");
+        Etcd::launch(dir, n, Some(pki))
+    }
+
+    /// One member serving mutual TLS with these certificates.
+    pub fn with_pki(pki: Pki) -> Etcd {
+        Etcd::launch(tempfile::tempdir().expect("tempdir"), 1, Some(pki))
     }
 
     /// One member serving plaintext `http://`.
     pub fn plaintext() -> Etcd {
-        Etcd::launch(1, false)
+        Etcd::launch(tempfile::tempdir().expect("tempdir"), 1, None)
     }
 
-    fn launch(n: usize, tls: bool) -> Etcd {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let pki = tls.then(|| Pki::new(dir.path(), "test"));
+    fn launch(dir: tempfile::TempDir, n: usize, pki: Option<Pki>) -> Etcd {
         let members = (0..n)
             .map(|i| Member {
                 name: format!("m{i}"),

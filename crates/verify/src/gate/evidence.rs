@@ -66,7 +66,9 @@ pub fn custody_evidence(
     }
     let age = OffsetDateTime::now_utc() - report.time;
     if age < -CLOCK_SKEW {
-        return Err(EvidenceError::Future(vtool_snapshot::format_time(report.time)));
+        return Err(EvidenceError::Future(vtool_snapshot::format_time(
+            report.time,
+        )));
     }
     if age > max_age {
         return Err(EvidenceError::Stale {
@@ -88,4 +90,120 @@ pub fn custody_evidence(
         passed_offline: offline,
         time: report.time,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use vtool_snapshot::repofile::{GateCheck, GateInputs};
+    use vtool_snapshot::sealed::seal;
+
+    const HOUR: Duration = Duration::from_secs(3600);
+
+    fn report(age_secs: i64, passed: bool, offline: CheckStatus) -> GateReport {
+        GateReport {
+            kind: GATE_KIND.into(),
+            version: 1,
+            time: OffsetDateTime::now_utc() - vtool_snapshot::time::Duration::seconds(age_secs),
+            hostname: "gatehost".into(),
+            vtool_version: "test".into(),
+            passed,
+            snapshot: None,
+            fingerprint: None,
+            pubkeys: vec!["0xaa".into(), "0xbb".into()],
+            inputs: GateInputs::default(),
+            checks: vec![GateCheck {
+                name: "offline".into(),
+                status: offline,
+                summary: String::new(),
+                evidence: Vec::new(),
+                warnings: Vec::new(),
+                duration_secs: 0.0,
+            }],
+            keys: Vec::new(),
+            finalized_epoch: None,
+            interchange: None,
+            override_of: None,
+        }
+    }
+
+    fn judge(r: &GateReport, key: &ChunkKey, keys: &[&str]) -> Result<Evidence, EvidenceError> {
+        let bytes = seal(SealedKind::Report, r, key).expect("seal");
+        let keys: Vec<String> = keys.iter().map(|k| k.to_string()).collect();
+        custody_evidence(&bytes, key, &keys, HOUR)
+    }
+
+    #[test]
+    fn only_a_fresh_authentic_passed_offline_report_for_exactly_the_keys_counts() {
+        let key = ChunkKey::generate();
+        let good = report(60, true, CheckStatus::Pass);
+        let e = judge(&good, &key, &["0xbb", "0xaa"]).expect("evidence");
+        let bytes = seal(SealedKind::Report, &good, &key).expect("seal");
+        assert_eq!(e.report_id, FileType::Report.name_of(&bytes).0.to_hex());
+        assert!(e.passed_offline);
+
+        let other_key = ChunkKey::generate();
+        let forged = seal(SealedKind::Report, &good, &other_key).expect("seal");
+        let keys = ["0xaa".to_string(), "0xbb".to_string()];
+        assert!(matches!(
+            custody_evidence(&forged, &key, &keys, HOUR),
+            Err(EvidenceError::Forged)
+        ));
+        assert!(matches!(
+            custody_evidence(b"{}", &key, &keys, HOUR),
+            Err(EvidenceError::NotAReport(_))
+        ));
+        assert!(matches!(
+            judge(
+                &report(60, false, CheckStatus::Pass),
+                &key,
+                &["0xaa", "0xbb"]
+            ),
+            Err(EvidenceError::Failed)
+        ));
+        assert!(matches!(
+            judge(
+                &report(60, true, CheckStatus::Unknown),
+                &key,
+                &["0xaa", "0xbb"]
+            ),
+            Err(EvidenceError::NotOffline)
+        ));
+        assert!(matches!(
+            judge(
+                &report(7200, true, CheckStatus::Pass),
+                &key,
+                &["0xaa", "0xbb"]
+            ),
+            Err(EvidenceError::Stale { max: 3600, .. })
+        ));
+        assert!(matches!(
+            judge(
+                &report(-3600, true, CheckStatus::Pass),
+                &key,
+                &["0xaa", "0xbb"]
+            ),
+            Err(EvidenceError::Future(_))
+        ));
+        assert!(matches!(
+            judge(&good, &key, &["0xaa"]),
+            Err(EvidenceError::Keys {
+                unproven: 0,
+                unclaimed: 1
+            })
+        ));
+        assert!(matches!(
+            judge(&good, &key, &["0xaa", "0xbb", "0xcc"]),
+            Err(EvidenceError::Keys {
+                unproven: 1,
+                unclaimed: 0
+            })
+        ));
+        let mut overridden = good.clone();
+        overridden.kind = crate::records::OVERRIDE_KIND.into();
+        assert!(matches!(
+            judge(&overridden, &key, &["0xaa", "0xbb"]),
+            Err(EvidenceError::Kind(_))
+        ));
+    }
 }
