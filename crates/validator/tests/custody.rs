@@ -74,8 +74,8 @@ fn claims_share_one_token_and_records_carry_no_lease() {
 fn of_two_contending_claims_exactly_one_wins() {
     let etcd = Etcd::start();
     let o = options(&etcd);
-    for round in 0..20u8 {
-        let keys = vec![key(round), key(round.wrapping_add(100))];
+    for round in 0..100u8 {
+        let keys = vec![key(round), key(round.wrapping_add(128))];
         let barrier = Arc::new(Barrier::new(2));
         let racers: Vec<_> = ["host-a", "host-b"]
             .into_iter()
@@ -196,7 +196,10 @@ fn a_client_certificate_from_another_ca_is_refused() {
     tls.key = other.client_key.clone();
     let r = Registry::connect(&o).expect("connect is lazy");
     let e = r.check("host-a", &[key(1)], None).expect_err("refused");
-    assert!(!e.is_refusal(), "a TLS failure is not an answer: {e}");
+    assert!(
+        matches!(e, CustodyError::Etcd { .. }),
+        "a TLS failure is not an answer: {e}"
+    );
 }
 
 #[test]
@@ -227,4 +230,39 @@ fn three_members_keep_custody_with_one_down_and_across_a_restart() {
         .map(|x| x.token)
         .collect();
     assert_eq!(ids, BTreeSet::from([token, t2]));
+}
+
+#[test]
+fn a_record_vtool_did_not_write_is_never_trusted() {
+    let etcd = Etcd::start();
+    let r = Registry::connect(&options(&etcd)).expect("connect");
+    let (leased, odd) = (key(30), key(31));
+    let value = r#"{"version":1,"holder":"host-a","claimed_at":"2026-12-04T00:00:00Z","report_id":null,"previous_holder":null,"released_at":null}"#;
+    // Valid JSON, but bound to a lease: it would vanish with it.
+    let out = etcd.etcdctl_ok(&["lease", "grant", "600"]);
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    let lease = text
+        .split_whitespace()
+        .nth(1)
+        .expect("lease id")
+        .to_string();
+    etcd.etcdctl_ok(&["put", &format!("--lease={lease}"), &leased.path(), value]);
+    etcd.etcdctl_ok(&[
+        "put",
+        &odd.path(),
+        &value.replace("\"version\":1", "\"holder2\":1,\"version\":1"),
+    ]);
+    let reasons = refused(
+        r.check("host-a", &[leased.clone(), odd.clone()], None)
+            .expect_err("refused"),
+    );
+    assert_eq!(reasons.len(), 2, "{reasons:?}");
+    assert!(
+        reasons[0].contains("not vtool's") && reasons[0].contains("lease"),
+        "{reasons:?}"
+    );
+    assert!(reasons[1].contains("unknown field"), "{reasons:?}");
+    let reasons = refused(r.claim("host-b", &[leased], None).expect_err("refused"));
+    assert!(reasons[0].contains("not vtool's"), "{reasons:?}");
+    assert_eq!(r.status(None).expect("status").damaged.len(), 2);
 }

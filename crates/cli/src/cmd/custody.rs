@@ -186,8 +186,8 @@ fn status(a: StatusArgs) -> anyhow::Result<Outcome> {
         for k in &status.missing {
             println!("{k}: no custody record");
         }
-        for (path, reason) in &status.damaged {
-            println!("DAMAGED {path}: {reason}");
+        for d in &status.damaged {
+            println!("DAMAGED {}: {}", d.path, d.reason);
         }
         if status.records.is_empty() && status.missing.is_empty() {
             println!("no custody records yet: `vtool custody claim` writes them");

@@ -37,7 +37,7 @@ use std::time::Duration;
 pub use key::{Chain, CustodyKey};
 pub use options::{EtcdOptions, TlsFiles};
 pub use record::Record;
-pub use registry::{Checked, Registry, Status};
+pub use registry::{Checked, Damaged, Registry, Status};
 
 /// A passed gate report that the caller has authenticated: what lets custody of held keys
 /// move to another host.
@@ -89,17 +89,8 @@ pub enum CustodyError {
     /// was written.
     #[error("custody changed while claiming ({0}); nothing was written, run it again")]
     Conflict(String),
-    #[error("custody record {key} is not vtool's: {reason}")]
-    Damaged { key: String, reason: String },
     #[error("cannot start the etcd client runtime: {0}")]
     Runtime(#[source] std::io::Error),
-}
-
-impl CustodyError {
-    /// The answer is "no" rather than "could not ask".
-    pub fn is_refusal(&self) -> bool {
-        matches!(self, CustodyError::Refused(_) | CustodyError::Evidence(_))
-    }
 }
 
 fn list(problems: &[KeyProblem]) -> String {

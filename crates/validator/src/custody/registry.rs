@@ -35,8 +35,15 @@ pub struct Status {
     pub records: Vec<Record>,
     /// Asked-for keys that have no record.
     pub missing: Vec<CustodyKey>,
-    /// Values under the prefix that are not valid records: path and why.
-    pub damaged: Vec<(String, String)>,
+    /// Values under the prefix that are not valid records.
+    pub damaged: Vec<Damaged>,
+}
+
+/// A value where a record should be that is not one of vtool's.
+#[derive(Debug, Clone, Serialize)]
+pub struct Damaged {
+    pub path: String,
+    pub reason: String,
 }
 
 /// etcd confirmed custody.
@@ -90,7 +97,7 @@ impl Registry {
                         status.records.push(r);
                     }
                     Ok(_) => {}
-                    Err(bad) => status.damaged.push(bad),
+                    Err((path, reason)) => status.damaged.push(Damaged { path, reason }),
                 }
             }
             status.missing = keys
@@ -158,7 +165,7 @@ impl Registry {
                     previous_holder: previous,
                     released_at: None,
                 };
-                puts.push(put(key, &stored)?);
+                puts.push(put(key, &stored));
             }
             if !problems.is_empty() {
                 return Err(CustodyError::Refused(problems));
@@ -195,7 +202,7 @@ impl Registry {
                             previous_holder: Some(host.to_string()),
                             released_at: Some(now),
                         };
-                        puts.push(put(key, &stored)?);
+                        puts.push(put(key, &stored));
                     }
                     Err(reason) => problems.push(problem(key, reason)),
                 }
@@ -215,6 +222,7 @@ impl Registry {
         keys: &[CustodyKey],
         token: Option<i64>,
     ) -> Result<Checked, CustodyError> {
+        check_host(host)?;
         let keys = sorted(keys)?;
         let (revision, read) = self.runtime.block_on(async {
             let (revision, kvs) = self.reachable().await?.range(&keys).await?;
@@ -371,13 +379,11 @@ fn pick(keys: &[CustodyKey], kvs: &[etcd_client::KeyValue]) -> Read {
     read
 }
 
-fn put(key: &CustodyKey, stored: &Stored) -> Result<TxnOp, CustodyError> {
-    let value = serde_json::to_vec(stored).map_err(|e| CustodyError::Damaged {
-        key: key.to_string(),
-        reason: e.to_string(),
-    })?;
+fn put(key: &CustodyKey, stored: &Stored) -> TxnOp {
+    // Strings, numbers and RFC 3339 times: serializing cannot fail.
+    let value = serde_json::to_vec(stored).expect("a custody record serializes");
     // No lease, ever: a record must outlive every process and session.
-    Ok(TxnOp::put(key.path(), value, None::<PutOptions>))
+    TxnOp::put(key.path(), value, None::<PutOptions>)
 }
 
 fn problem(key: &CustodyKey, reason: String) -> KeyProblem {
