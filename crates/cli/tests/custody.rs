@@ -171,7 +171,7 @@ fn custody_moves_only_with_a_passing_gate_report_for_exactly_these_keys() {
     );
     assert_eq!(code(&out), 1, "{}", text(&out));
     assert!(
-        stdout(&out).contains("NOT confirmed") && stdout(&out).contains("held by new-host"),
+        stdout(&out).contains("custody not confirmed") && stdout(&out).contains("held by new-host"),
         "{}",
         text(&out)
     );
@@ -194,6 +194,14 @@ fn custody_moves_only_with_a_passing_gate_report_for_exactly_these_keys() {
             .as_str()
             .expect("reason")
             .contains(&format!("stale token {old}")),
+        "{v}"
+    );
+    let per_key = v["keys"].as_array().expect("keys");
+    assert_eq!(per_key.len(), 2, "{v}");
+    assert!(
+        per_key.iter().all(|k| k["reason"].as_str().is_some_and(
+            |r| r.starts_with(&format!("stale token {old}: the record's token is {new}"))
+        )),
         "{v}"
     );
     let out = custody(

@@ -3,7 +3,9 @@ use std::time::Duration;
 
 use anyhow::Context;
 use serde_json::json;
-use vtool_validator::custody::{CustodyError, CustodyKey, EtcdOptions, Registry, TlsFiles};
+use vtool_validator::custody::{
+    Checked, CustodyError, CustodyKey, EtcdOptions, Registry, TlsFiles,
+};
 use vtool_verify::gate::evidence::custody_evidence;
 
 use super::{ChunkKeyArgs, PubkeyArgs, RepoArg};
@@ -276,34 +278,17 @@ fn release(a: ReleaseArgs) -> anyhow::Result<Outcome> {
 /// Every failure is a "no": a validator client must not start on anything less than a
 /// confirmation.
 fn check(a: CheckArgs) -> anyhow::Result<Outcome> {
-    let confirmed = a
-        .keys
-        .pubkeys()
-        .and_then(|p| custody_keys(&p))
-        .map_err(|e| format!("{e:#}"))
-        .and_then(|keys| {
-            let registry = a.etcd.connect().map_err(|e| e.to_string())?;
-            let checked = registry.check(&a.host, &keys, a.token);
-            checked.map(|c| (keys, c)).map_err(|e| match e {
-                CustodyError::Refused(problems) => {
-                    let lines: Vec<String> = problems.iter().map(|p| p.to_string()).collect();
-                    lines.join("\n")
-                }
-                other => format!("{other}: custody not confirmed"),
-            })
-        });
-    match confirmed {
-        Ok((keys, c)) => {
+    match confirm(&a) {
+        Ok((count, c)) => {
             if a.json {
                 output::print_json(&json!({
-                    "confirmed": true, "host": a.host, "keys": keys.len(),
+                    "confirmed": true, "host": a.host, "keys": count,
                     "token": c.token, "revision": c.revision,
                 }))?;
             } else {
                 println!(
-                    "{} holds all {} key(s){} (etcd revision {})",
+                    "{} holds all {count} key(s){} (etcd revision {})",
                     a.host,
-                    keys.len(),
                     c.token
                         .map(|t| format!(" under token {t}"))
                         .unwrap_or_default(),
@@ -312,17 +297,39 @@ fn check(a: CheckArgs) -> anyhow::Result<Outcome> {
             }
             Ok(Outcome::Ok)
         }
-        Err(reason) => {
+        Err(e) => {
+            let keys: Vec<(String, String)> = match e.downcast_ref::<CustodyError>() {
+                Some(CustodyError::Refused(problems)) => problems
+                    .iter()
+                    .map(|p| (p.key.to_string(), p.reason.clone()))
+                    .collect(),
+                _ => Vec::new(),
+            };
+            let reason = format!("custody not confirmed: {e:#}");
             if a.json {
+                let keys: Vec<_> = keys
+                    .iter()
+                    .map(|(k, r)| json!({"key": k, "reason": r}))
+                    .collect();
                 output::print_json(&json!({
-                    "confirmed": false, "host": a.host, "reason": reason,
+                    "confirmed": false, "host": a.host, "reason": reason, "keys": keys,
                 }))?;
             } else {
-                println!("custody NOT confirmed for {}:\n{reason}", a.host);
+                println!("{}: {reason}", a.host);
+                for (k, r) in &keys {
+                    println!("  {k}: {r}");
+                }
             }
             Ok(Outcome::No)
         }
     }
+}
+
+/// The number of keys and etcd's confirmation, or why there is none.
+fn confirm(a: &CheckArgs) -> anyhow::Result<(usize, Checked)> {
+    let keys = custody_keys(&a.keys.pubkeys()?)?;
+    let checked = a.etcd.connect()?.check(&a.host, &keys, a.token)?;
+    Ok((keys.len(), checked))
 }
 
 /// A refusal is the answer "no" (exit 1); anything else is an error (exit 2).

@@ -74,6 +74,8 @@ impl Registry {
 
     /// The records of `keys`, or every record.
     pub fn status(&self, keys: Option<&[CustodyKey]>) -> Result<Status, CustodyError> {
+        let keys = keys.map(sorted).transpose()?;
+        let keys = keys.as_deref();
         self.runtime.block_on(async {
             let conn = self.reachable().await?;
             let (revision, kvs) = match keys {
@@ -215,7 +217,7 @@ impl Registry {
     }
 
     /// Whether etcd confirms now, in a linearizable read, that `host` holds every key (under
-    /// `token`, when given). Within one request timeout, or an error.
+    /// `token`, when given). Each request has the request timeout; an error is no answer.
     pub fn check(
         &self,
         host: &str,
