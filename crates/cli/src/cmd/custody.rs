@@ -314,8 +314,11 @@ fn check(a: CheckArgs) -> anyhow::Result<Outcome> {
                 output::print_json(&json!({
                     "confirmed": false, "host": a.host, "reason": reason, "keys": keys,
                 }))?;
-            } else {
+            } else if keys.is_empty() {
                 println!("{}: {reason}", a.host);
+            } else {
+                let n = keys.len();
+                println!("{}: custody not confirmed, {n} key(s) refused:", a.host);
                 for (k, r) in &keys {
                     println!("  {k}: {r}");
                 }
