@@ -525,4 +525,26 @@ fn custody_works_with_the_certificates_contrib_makes() {
         ],
     );
     assert_eq!(code(&out), 0, "{}", text(&out));
+
+    // A client certificate from another CA gets no answer: exit 1.
+    let other = Pki::new(env.dir.path(), "other");
+    let mut args = vec!["custody".to_string(), "check".into()];
+    for e in etcd.endpoints() {
+        args.extend(["--etcd".to_string(), e]);
+    }
+    for (flag, path) in [
+        ("--etcd-cacert", pki.join("ca.crt")),
+        ("--etcd-cert", other.client_cert.clone()),
+        ("--etcd-key", other.client_key.clone()),
+    ] {
+        args.extend([flag.to_string(), path.display().to_string()]);
+    }
+    args.extend(["--host", "host-a", "--pubkey", &pk].map(String::from));
+    let out = env.run(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    assert_eq!(code(&out), 1, "{}", text(&out));
+    assert!(
+        stdout(&out).contains("custody not confirmed: etcd"),
+        "{}",
+        text(&out)
+    );
 }
