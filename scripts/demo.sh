@@ -3,6 +3,15 @@
 # full verification, prove the keystore opens, and show the fingerprint.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# The etcd client (custody registry) compiles its protocol definitions with protoc.
+if ! command -v protoc >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq protobuf-compiler
+  else
+    echo "missing: protoc (install it, e.g. sudo apt-get install protobuf-compiler)" >&2
+    exit 2
+  fi
+fi
 cargo build -p vtool
 vtool=$PWD/target/debug/vtool
 work=$(mktemp -d "${TMPDIR:-/tmp}/vtool-demo.XXXXXX")

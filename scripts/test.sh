@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Runs the whole test suite. The tests use real programs: OpenSSH's sshd (SFTP backend), the
 # database engines drills boot (sqlite3, RocksDB's ldb, LMDB's tools) and the checksum tools
-# manifests are made for, promtool and systemd-analyze for the metrics and units; install them first when they are missing and we can.
+# manifests are made for, promtool and systemd-analyze for the metrics and units, etcd for the
+# custody registry (and protoc, which the etcd client's build needs); install them first when
+# they are missing and we can.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 need=()
@@ -14,6 +16,9 @@ command -v b3sum >/dev/null 2>&1 || need+=(b3sum)
 command -v promtool >/dev/null 2>&1 || need+=(prometheus)
 command -v systemd-analyze >/dev/null 2>&1 || need+=(systemd)
 command -v man >/dev/null 2>&1 || need+=(man-db)
+command -v etcd >/dev/null 2>&1 || need+=(etcd-server)
+command -v etcdctl >/dev/null 2>&1 || need+=(etcd-client)
+command -v protoc >/dev/null 2>&1 || need+=(protobuf-compiler)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}"

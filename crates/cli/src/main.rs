@@ -67,6 +67,12 @@ enum Command {
         #[command(subcommand)]
         command: cmd::report::Command,
     },
+    /// The custody registry in etcd: one signing host per validator key (status, claim,
+    /// release, check).
+    Custody {
+        #[command(subcommand)]
+        command: cmd::custody::Command,
+    },
     /// Copy a repository elsewhere (off-site, a drive), sending only what is missing.
     Copy(cmd::copy::Args),
     /// Apply retention rules: put the snapshots they remove in the trash (undoable).
@@ -140,6 +146,7 @@ fn main() -> ExitCode {
         Command::Migrate { command } => cmd::migrate::run(command),
         Command::Reports(a) => cmd::reports::run(a),
         Command::Report { command } => cmd::report::run(command),
+        Command::Custody { command } => cmd::custody::run(command),
         Command::Copy(a) => cmd::copy::run(a),
         Command::Forget(a) => cmd::forget::run(a),
         Command::Prune(a) => cmd::prune::run(a),

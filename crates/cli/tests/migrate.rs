@@ -9,9 +9,10 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use vtool_testkit::beacon::{pubkey, validators, BeaconDouble, Scenario};
+use vtool_testkit::etcd::Etcd;
 use vtool_testkit::keymanager::{Clock, KeymanagerDouble, Switch};
 
-use crate::gate::{Migration, ROOT};
+use crate::support::migration::{Migration, ROOT};
 use crate::support::{s, text};
 
 const EPOCH_SECS: u64 = 4;
@@ -20,6 +21,8 @@ const EPOCH_SECS: u64 = 4;
 /// in an epoch when either client had it enabled then.
 struct Hosts {
     m: Migration,
+    /// Custody in a real etcd with mutual TLS; `None` runs with `--no-custody`.
+    etcd: Option<Etcd>,
     old: Arc<KeymanagerDouble>,
     new: Arc<KeymanagerDouble>,
     beacons: Vec<BeaconDouble>,
@@ -27,8 +30,9 @@ struct Hosts {
 }
 
 impl Hosts {
-    fn new(keys: u64) -> Hosts {
+    fn new(keys: u64, custody: bool) -> Hosts {
         let m = Migration::new(keys);
+        let etcd = custody.then(Etcd::start);
         let scenario = Scenario::at_epoch(100, validators(keys));
         let clock = Clock {
             genesis_time: scenario.genesis_time,
@@ -50,6 +54,7 @@ impl Hosts {
         }
         Hosts {
             m,
+            etcd,
             old,
             new,
             beacons,
@@ -112,6 +117,13 @@ impl Hosts {
         .collect();
         for b in &self.beacons {
             a.extend(["--beacon".to_string(), b.url().to_string()]);
+        }
+        match &self.etcd {
+            Some(etcd) => {
+                a.extend(etcd.vtool_args());
+                a.extend(["--host".to_string(), "new-host".to_string()]);
+            }
+            None => a.push("--no-custody".into()),
         }
         if resume {
             a.push("--resume".into());
@@ -188,7 +200,7 @@ impl Hosts {
 
 #[test]
 fn three_batches_killed_in_the_second_and_resumed_move_every_key_safely() {
-    let h = Hosts::new(10);
+    let h = Hosts::new(10, true);
     h.plan("4", "2");
     let mut child = h.spawn(false);
     // Kill -9 once batch 2 is past its DELETE and before its import.
@@ -254,7 +266,7 @@ fn three_batches_killed_in_the_second_and_resumed_move_every_key_safely() {
 
 #[test]
 fn a_key_live_again_on_the_old_side_stops_before_the_import() {
-    let h = Hosts::new(2);
+    let h = Hosts::new(2, false);
     h.plan("2", "2");
     let mut child = h.spawn(false);
     let started = Instant::now();
@@ -281,7 +293,7 @@ fn a_key_live_again_on_the_old_side_stops_before_the_import() {
 
 #[test]
 fn a_batch_over_max_offline_is_refused_before_anything_stops() {
-    let h = Hosts::new(3);
+    let h = Hosts::new(3, false);
     h.plan("3", "3");
     let mut args = h.run_args(false);
     args.extend(["--max-offline".into(), "2".into()]);

@@ -6,6 +6,7 @@ mod support;
 
 mod check_copy;
 mod cli;
+mod custody;
 mod damage;
 mod drill;
 mod fuzz;

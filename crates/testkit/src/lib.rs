@@ -1,8 +1,10 @@
 //! What vtool's integration tests share, written once: a seeded random source, generated node
-//! directories, tree listings and their comparison, a throwaway OpenSSH server, a Beacon API
-//! double, and running code under a time limit. Not published; only dev-dependencies use it.
+//! directories, tree listings and their comparison, a throwaway OpenSSH server, a throwaway
+//! etcd with its certificates, a Beacon API double, and running code under a time limit. Not
+//! published; only dev-dependencies use it.
 
 pub mod beacon;
+pub mod etcd;
 pub mod keymanager;
 pub mod node;
 pub mod rng;

@@ -60,6 +60,7 @@
 
 pub mod beacon;
 pub mod budget;
+pub mod custody;
 pub mod definitions;
 pub mod discover;
 pub mod holdings;

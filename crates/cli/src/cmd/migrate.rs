@@ -89,8 +89,42 @@ pub struct RunArgs {
     finality_timeout: Duration,
     #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
     api_timeout: Duration,
+    /// The host name custody is claimed for (the new host's).
+    #[arg(long, required_unless_present = "no_custody")]
+    host: Option<String>,
+    #[command(flatten)]
+    etcd: Option<super::custody::EtcdArgs>,
+    /// Move keys without claiming custody in etcd: only where no validator client checks
+    /// custody before it starts.
+    #[arg(long, conflicts_with_all = ["host", "endpoints"])]
+    no_custody: bool,
     #[arg(long)]
     json: bool,
+}
+
+/// Custody claimed in etcd with the batch's gate report as evidence.
+struct EtcdCustody<'a> {
+    registry: vtool_validator::custody::Registry,
+    host: String,
+    key: &'a vtool_snapshot::keys::ChunkKey,
+    /// The gate report is fresh: it was just written.
+    max_age: Duration,
+}
+
+impl vtool_verify::migrate::Custody for EtcdCustody<'_> {
+    fn claim(&self, pubkeys: &[String], report_bytes: &[u8]) -> Result<i64, String> {
+        let evidence = vtool_verify::gate::evidence::custody_evidence(
+            report_bytes,
+            self.key,
+            pubkeys,
+            self.max_age,
+        )
+        .map_err(|e| e.to_string())?;
+        let keys = super::custody::custody_keys(pubkeys).map_err(|e| e.to_string())?;
+        self.registry
+            .claim(&self.host, &keys, Some(&evidence))
+            .map_err(|e| e.to_string())
+    }
 }
 
 pub fn run(c: Command) -> anyhow::Result<Outcome> {
@@ -135,6 +169,20 @@ fn run_plan(a: RunArgs) -> anyhow::Result<Outcome> {
         .map(|u| BeaconClient::new(u, a.api_timeout).with_context(|| format!("--beacon {u}")))
         .collect::<anyhow::Result<Vec<_>>>()?;
     let min_copies = locations.len() as u32;
+    let custody = match (&a.etcd, &a.host) {
+        (Some(etcd), Some(host)) if !a.no_custody => Some(EtcdCustody {
+            registry: etcd
+                .connect()
+                .context("cannot reach the custody registry")?,
+            host: host.clone(),
+            key: &key,
+            max_age: Duration::from_secs(3600),
+        }),
+        _ if a.no_custody => None,
+        _ => {
+            anyhow::bail!("give --etcd and --host (custody is claimed per batch), or --no-custody")
+        }
+    };
     let opts = MigrateOptions {
         plan,
         plan_blake3: vtool_snapshot::Id::hash(&bytes).to_hex(),
@@ -174,7 +222,9 @@ fn run_plan(a: RunArgs) -> anyhow::Result<Outcome> {
         live_within: a.live_within,
         max_offline: a.max_offline,
         finality_timeout: a.finality_timeout,
-        custody: None,
+        custody: custody
+            .as_ref()
+            .map(|c| c as &dyn vtool_verify::migrate::Custody),
     };
     let quiet = a.json;
     let result = vtool_verify::migrate::run(&opts, &mut |e| {

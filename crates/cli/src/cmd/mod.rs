@@ -3,6 +3,7 @@ pub mod check;
 pub mod checksums;
 pub mod completions;
 pub mod copy;
+pub mod custody;
 pub mod diff;
 pub mod drill;
 pub mod drills;

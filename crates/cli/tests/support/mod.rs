@@ -3,6 +3,7 @@
 #![allow(dead_code)] // each test file uses its own part
 
 pub mod engines;
+pub mod migration;
 pub mod ping_server;
 
 use std::path::{Path, PathBuf};

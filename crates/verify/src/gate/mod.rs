@@ -19,6 +19,7 @@
 
 mod backup;
 mod chain;
+pub mod evidence;
 pub mod guard;
 mod keys;
 mod markdown;
