@@ -548,3 +548,59 @@ fn custody_works_with_the_certificates_contrib_makes() {
         text(&out)
     );
 }
+
+#[test]
+fn a_solana_identity_moves_by_release_then_claim() {
+    let env = Env::new();
+    let etcd = Etcd::start();
+    let id = "7Np41oeYqPefeNQEHSv1UDhYrehxin3NStELsSKCT4K2";
+    let token = claimed(&env, &etcd, &["--host", "active", "--sol-identity", id]);
+    let ok = custody(
+        &env,
+        &etcd,
+        "check",
+        &["--host", "active", "--sol-identity", id],
+    );
+    assert_eq!(code(&ok), 0, "{}", text(&ok));
+    // The standby cannot take a held identity without evidence.
+    let out = custody(
+        &env,
+        &etcd,
+        "claim",
+        &["--host", "standby", "--sol-identity", id],
+    );
+    assert_eq!(code(&out), 1, "{}", text(&out));
+    assert!(
+        text(&out).contains("active"),
+        "names the holder: {}",
+        text(&out)
+    );
+    // The active node releases it (after `set-identity` to its unstaked identity) ...
+    let t = token.to_string();
+    let out = custody(
+        &env,
+        &etcd,
+        "release",
+        &["--host", "active", "--sol-identity", id, "--token", &t],
+    );
+    assert_eq!(code(&out), 0, "{}", text(&out));
+    // ... and the standby claims it; the active node's check now fails.
+    let moved = claimed(&env, &etcd, &["--host", "standby", "--sol-identity", id]);
+    assert!(moved > token);
+    let out = custody(
+        &env,
+        &etcd,
+        "check",
+        &["--host", "active", "--sol-identity", id],
+    );
+    assert_eq!(code(&out), 1, "{}", text(&out));
+    let status = json(&custody(
+        &env,
+        &etcd,
+        "status",
+        &["--sol-identity", id, "--json"],
+    ));
+    let key = status["records"][0]["key"].to_string();
+    assert!(key.contains(id) && key.contains("sol"), "{status}");
+    assert_eq!(status["records"][0]["holder"], "standby");
+}

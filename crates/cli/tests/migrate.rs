@@ -306,3 +306,48 @@ fn a_batch_over_max_offline_is_refused_before_anything_stops() {
     assert!(text(&out).contains("--max-offline"), "{}", text(&out));
     assert!(h.old.log().iter().all(|s| s.enabled), "nothing was stopped");
 }
+
+#[test]
+fn keystores_can_come_from_the_snapshot_through_the_restore_guard() {
+    let h = Hosts::new(2, false);
+    h.plan("2", "2");
+    // The keystores and passwords of the gate's snapshot, not a directory on this host.
+    let args = h.run_args(false);
+    let id = h.m.env.identity();
+    let (keys, secrets) = (
+        h.m.env.path("node/validators"),
+        h.m.env.path("node/secrets"),
+    );
+    let mut out_args = Vec::new();
+    let mut it = args.into_iter();
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "--keystores" => {
+                it.next();
+                out_args.extend([
+                    "--keystores-from-snapshot".to_string(),
+                    "node/validators".into(),
+                ]);
+            }
+            "--passwords" => {
+                it.next();
+                out_args.extend(["--passwords".to_string(), "node/secrets".into()]);
+            }
+            "--backup-key" => {
+                it.next();
+                out_args.extend(["--identity".to_string(), id.clone()]);
+            }
+            _ => out_args.push(a),
+        }
+    }
+    // Nothing on this host to import from.
+    fs::remove_dir_all(&keys).expect("rm keys");
+    fs::remove_dir_all(&secrets).expect("rm secrets");
+    fs::create_dir_all(h.m.env.path("migration")).expect("mkdir");
+    let refs: Vec<&str> = out_args.iter().map(String::as_str).collect();
+    let out = h.m.env.run(&refs);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    for pk in &h.m.pubkeys {
+        assert!(h.new.enabled(pk) && !h.old.enabled(pk), "{pk} did not move");
+    }
+}

@@ -74,6 +74,39 @@ impl EtcdArgs {
     }
 }
 
+/// The keys custody is about: Ethereum validator keys, Solana identities, or both.
+#[derive(clap::Args)]
+pub struct CustodyKeyArgs {
+    /// A directory of EIP-2335 keystores (any client's layout); their pubkeys.
+    #[arg(long, value_name = "DIR", required_unless_present_any = ["pubkey", "sol_identity"])]
+    keys: Option<PathBuf>,
+    /// A validator public key (0x and 96 hex digits); repeatable.
+    #[arg(long, value_name = "HEX", num_args = 1.., conflicts_with = "keys")]
+    pubkey: Vec<String>,
+    /// A Solana (Agave) validator identity, base58; repeatable.
+    #[arg(long, value_name = "BASE58")]
+    sol_identity: Vec<String>,
+}
+
+impl CustodyKeyArgs {
+    /// The Ethereum keys among them, `0x` lowercase.
+    fn eth(&self) -> anyhow::Result<Vec<String>> {
+        PubkeyArgs {
+            keys: self.keys.clone(),
+            pubkey: self.pubkey.clone(),
+        }
+        .pubkeys()
+    }
+
+    fn custody_keys(&self) -> anyhow::Result<Vec<CustodyKey>> {
+        let mut keys = custody_keys(&self.eth()?)?;
+        for id in &self.sol_identity {
+            keys.push(CustodyKey::sol(id)?);
+        }
+        Ok(keys)
+    }
+}
+
 #[derive(clap::Args)]
 pub struct StatusArgs {
     #[command(flatten)]
@@ -81,6 +114,9 @@ pub struct StatusArgs {
     /// Only this key (0x…); repeatable.
     #[arg(long, value_name = "HEX")]
     pubkey: Vec<String>,
+    /// Only this Solana identity; repeatable.
+    #[arg(long, value_name = "BASE58")]
+    sol_identity: Vec<String>,
     #[arg(long)]
     json: bool,
 }
@@ -93,7 +129,7 @@ pub struct ClaimArgs {
     #[arg(long)]
     host: String,
     #[command(flatten)]
-    keys: PubkeyArgs,
+    keys: CustodyKeyArgs,
     /// The file `vtool gate --report FILE` wrote: needed to move keys another host holds.
     #[arg(long, value_name = "REPORT", requires = "repo")]
     evidence: Option<PathBuf>,
@@ -117,7 +153,7 @@ pub struct ReleaseArgs {
     #[arg(long)]
     host: String,
     #[command(flatten)]
-    keys: PubkeyArgs,
+    keys: CustodyKeyArgs,
     /// The token the claim printed.
     #[arg(long)]
     token: i64,
@@ -133,7 +169,7 @@ pub struct CheckArgs {
     #[arg(long)]
     host: String,
     #[command(flatten)]
-    keys: PubkeyArgs,
+    keys: CustodyKeyArgs,
     /// Also require this token (custody unchanged since that claim).
     #[arg(long)]
     token: Option<i64>,
@@ -158,7 +194,10 @@ pub fn custody_keys(pubkeys: &[String]) -> anyhow::Result<Vec<CustodyKey>> {
 }
 
 fn status(a: StatusArgs) -> anyhow::Result<Outcome> {
-    let keys = custody_keys(&a.pubkey)?;
+    let mut keys = custody_keys(&a.pubkey)?;
+    for id in &a.sol_identity {
+        keys.push(CustodyKey::sol(id)?);
+    }
     let registry = a.etcd.connect()?;
     let status = registry
         .status((!keys.is_empty()).then_some(keys.as_slice()))
@@ -207,8 +246,8 @@ fn short(id: &str) -> &str {
 }
 
 fn claim(a: ClaimArgs) -> anyhow::Result<Outcome> {
-    let pubkeys = a.keys.pubkeys()?;
-    let keys = custody_keys(&pubkeys)?;
+    let pubkeys = a.keys.eth()?;
+    let keys = a.keys.custody_keys()?;
     let evidence = match (&a.evidence, &a.repo) {
         (Some(path), Some(repo)) => {
             let repo = RepoArg { repo: repo.clone() }.open()?;
@@ -251,7 +290,7 @@ fn claim(a: ClaimArgs) -> anyhow::Result<Outcome> {
 }
 
 fn release(a: ReleaseArgs) -> anyhow::Result<Outcome> {
-    let keys = custody_keys(&a.keys.pubkeys()?)?;
+    let keys = a.keys.custody_keys()?;
     let registry = a.etcd.connect()?;
     match registry.release(&a.host, &keys, a.token) {
         Ok(revision) => {
@@ -330,7 +369,7 @@ fn check(a: CheckArgs) -> anyhow::Result<Outcome> {
 
 /// The number of keys and etcd's confirmation, or why there is none.
 fn confirm(a: &CheckArgs) -> anyhow::Result<(usize, Checked)> {
-    let keys = custody_keys(&a.keys.pubkeys()?)?;
+    let keys = a.keys.custody_keys()?;
     let checked = a.etcd.connect()?.check(&a.host, &keys, a.token)?;
     Ok((keys.len(), checked))
 }

@@ -7,7 +7,7 @@ use vtool_transfer::url::RepoUrl;
 use vtool_validator::beacon::BeaconClient;
 use vtool_validator::keymanager::KeymanagerClient;
 use vtool_verify::gate::{status_word, GateEvent, GateOptions, Location};
-use vtool_verify::migrate::{MigrateEvent, MigrateOptions, Plan};
+use vtool_verify::migrate::{KeystoreSource, MigrateEvent, MigrateOptions, Plan};
 
 use super::{ChunkKeyArgs, PubkeyArgs, RepoArg};
 use crate::{output, Outcome};
@@ -60,9 +60,24 @@ pub struct RunArgs {
     snapshot: String,
     #[arg(long = "copy-repo", value_name = "URL")]
     copy_repos: Vec<String>,
-    /// The keystores to import (any client's layout) and their passwords.
-    #[arg(long, value_name = "DIR")]
-    keystores: PathBuf,
+    /// The keystores to import (any client's layout), on this host.
+    #[arg(
+        long,
+        value_name = "DIR",
+        required_unless_present = "keystores_from_snapshot"
+    )]
+    keystores: Option<PathBuf>,
+    /// Or: the keystore directory in the gate's snapshot (relative to its root); each batch's
+    /// keystores are restored through the restore guard into a private scratch directory.
+    /// Needs --identity; --passwords and --password-file are then relative to the snapshot's
+    /// root too, unless absolute.
+    #[arg(
+        long,
+        value_name = "DIR",
+        conflicts_with = "keystores",
+        requires = "identity"
+    )]
+    keystores_from_snapshot: Option<PathBuf>,
     #[command(flatten)]
     passwords: super::PasswordArgs,
     /// The backup's EIP-3076 interchange, merged with what the old client returns.
@@ -169,6 +184,34 @@ fn run_plan(a: RunArgs) -> anyhow::Result<Outcome> {
         .map(|u| BeaconClient::new(u, a.api_timeout).with_context(|| format!("--beacon {u}")))
         .collect::<anyhow::Result<Vec<_>>>()?;
     let min_copies = locations.len() as u32;
+    let opened = match (&a.keystores_from_snapshot, &a.key.identity) {
+        (Some(_), Some(identity)) => Some(super::open_snapshot(
+            &a.repo,
+            &super::IdentityArg {
+                identity: identity.clone(),
+            },
+            &a.snapshot,
+            false,
+        )?),
+        _ => None,
+    };
+    let keystores = match (&a.keystores, &a.keystores_from_snapshot, &opened) {
+        (Some(dir), _, _) => KeystoreSource::Dir {
+            dir: dir.clone(),
+            passwords: vtool_validator::PasswordSource::or_default_for(
+                a.passwords.explicit().as_ref(),
+                dir,
+            ),
+        },
+        (None, Some(dir), Some(opened)) => KeystoreSource::Snapshot {
+            opened,
+            dir: dir.clone(),
+            passwords: a.passwords.explicit(),
+        },
+        _ => {
+            anyhow::bail!("give --keystores DIR, or --keystores-from-snapshot DIR with --identity")
+        }
+    };
     let custody = match (&a.etcd, &a.host) {
         (Some(etcd), Some(host)) if !a.no_custody => Some(EtcdCustody {
             registry: etcd
@@ -190,11 +233,7 @@ fn run_plan(a: RunArgs) -> anyhow::Result<Outcome> {
         resume: a.resume,
         from: KeymanagerClient::new(&a.from, &token(&a.from_token)?, a.api_timeout)?,
         to: KeymanagerClient::new(&a.to, &token(&a.to_token)?, a.api_timeout)?,
-        keystores: a.keystores.clone(),
-        passwords: vtool_validator::PasswordSource::or_default_for(
-            a.passwords.explicit().as_ref(),
-            &a.keystores,
-        ),
+        keystores,
         backup_slashing: a.backup_slashing.clone(),
         gate: GateOptions {
             snapshot: a.snapshot.clone(),
