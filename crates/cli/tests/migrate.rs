@@ -351,3 +351,103 @@ fn keystores_can_come_from_the_snapshot_through_the_restore_guard() {
         assert!(h.new.enabled(pk) && !h.old.enabled(pk), "{pk} did not move");
     }
 }
+
+/// Keys under the custody lock: its holder's and its waiters', each bound to a lease.
+fn lock_keys(etcd: &Etcd) -> usize {
+    let out = etcd.etcdctl_ok(&["get", "--prefix", "/vtool/lock/custody/v1/", "-w", "json"]);
+    serde_json::from_slice::<Value>(&out.stdout).expect("json")["kvs"]
+        .as_array()
+        .map_or(0, Vec::len)
+}
+
+fn signal(child: &Child, sig: &str) {
+    let status = Command::new("kill")
+        .args([sig, &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(status.success());
+}
+
+#[test]
+fn a_migrate_killed_while_holding_the_custody_lock_moves_nothing_and_a_resume_goes_on() {
+    let h = Hosts::new(2, true);
+    h.plan("2", "2");
+    let etcd = h.etcd.as_ref().expect("etcd");
+    // Someone else holds the lock, so the migration queues for it at its claim.
+    let mut holder = etcd
+        .etcdctl(&["lock", "--ttl=2", "/vtool/lock/custody/v1"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("etcdctl lock");
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(holder.stdout.take().expect("stdout")),
+        &mut line,
+    )
+    .expect("read");
+    fs::create_dir_all(h.m.env.path("migration")).expect("mkdir");
+    let mut args = h.run_args(false);
+    args.extend(["--lock-wait".into(), "120s".into()]);
+    let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+    let mut migrate =
+        h.m.env
+            .command(env!("CARGO_BIN_EXE_vtool"), &refs)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn");
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while lock_keys(etcd) < 2 {
+        assert!(
+            migrate.try_wait().expect("wait").is_none(),
+            "migrate exited: {}",
+            h.state()
+        );
+        assert!(
+            Instant::now() < deadline,
+            "migrate never queued for the lock"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // Frozen, it cannot renew its lease; the holder dies, and the lock passes to it.
+    signal(&migrate, "-STOP");
+    holder.kill().expect("kill -9 etcdctl");
+    holder.wait().expect("wait");
+    while lock_keys(etcd) != 1 {
+        assert!(
+            Instant::now() < deadline,
+            "the holder's lease never expired"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // Killed while it holds the lock: its lease expires and frees the lock, nothing else.
+    migrate.kill().expect("kill -9 migrate");
+    migrate.wait().expect("wait");
+    while lock_keys(etcd) != 0 {
+        assert!(
+            Instant::now() < deadline,
+            "the migrate's lease never expired"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let mut status_args: Vec<String> = vec!["custody".into(), "status".into(), "--json".into()];
+    status_args.extend(etcd.vtool_args());
+    let refs: Vec<&str> = status_args.iter().map(String::as_str).collect();
+    let status = h.m.env.json(&refs);
+    assert!(
+        status["records"].as_array().is_none_or(Vec::is_empty),
+        "custody moved: {status}"
+    );
+    assert!(h.new.log().is_empty(), "nothing imported");
+
+    let (code, state, out) = h.run(true);
+    assert_eq!(code, 0, "{out}");
+    assert!(state["batches"][0]["custody_token"].is_i64(), "{state}");
+    h.assert_moved_safely(1);
+    let status = h.m.env.json(&refs);
+    assert_eq!(
+        status["records"].as_array().map(Vec::len),
+        Some(2),
+        "{status}"
+    );
+}
