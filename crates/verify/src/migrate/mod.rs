@@ -14,6 +14,7 @@
 //! the new client, not live on the new side), leaving the state file ([`state`]) and saying
 //! what to do; `--resume` goes on from the step recorded.
 
+mod keystores;
 mod plan;
 mod state;
 
@@ -22,16 +23,16 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use vtool_snapshot::keys::ChunkKey;
-use vtool_snapshot::reader::OpenedSnapshot;
 use vtool_snapshot::repofile::{CheckStatus, GateCheck, GateReport};
 use vtool_validator::keymanager::{DeleteStatus, ImportStatus, KeymanagerClient};
 use vtool_validator::liveness::{watch, LivenessEvent, LivenessMode, LivenessOptions};
 use vtool_validator::slashing::{merge, subset, Interchange, PublicKey};
-use vtool_validator::PasswordSource;
 
 use crate::gate::{gate, GateEvent, GateOptions, Location};
 use crate::records::{save_record, MIGRATION_KIND};
 
+pub use keystores::KeystoreSource;
+use keystores::{load_keystores, restore_batch, snapshot_has_keystores, Importable};
 pub use plan::{plan, Plan, PlanError, PLAN_KIND};
 pub use state::{BatchState, MigrationState, StateError, Step, STATE_KIND};
 
@@ -69,25 +70,6 @@ pub struct MigrateOptions<'a> {
     pub custody: Option<&'a dyn Custody>,
 }
 
-/// Where the keystores (any client's layout) and their passwords come from.
-pub enum KeystoreSource<'a> {
-    /// A directory on this host.
-    Dir {
-        dir: PathBuf,
-        passwords: PasswordSource,
-    },
-    /// The gate's snapshot: each batch's keystores are restored through the restore guard
-    /// (its gate report just passed) into a private scratch directory, imported, removed.
-    Snapshot {
-        opened: &'a OpenedSnapshot,
-        /// The keystore directory, relative to the snapshot's root.
-        dir: PathBuf,
-        /// Password files, relative to the snapshot's root (default: `secrets/` beside the
-        /// keystores).
-        passwords: Option<PasswordSource>,
-    },
-}
-
 /// What the migration is doing, for progress output.
 pub enum MigrateEvent<'a> {
     Step { batch: usize, of: usize, step: Step },
@@ -112,12 +94,6 @@ pub enum MigrateError {
     Gate(#[from] crate::gate::GateError),
     #[error(transparent)]
     Repository(#[from] vtool_snapshot::Error),
-}
-
-/// One keystore to import: its file's text and its password.
-struct Importable {
-    text: String,
-    password: String,
 }
 
 /// Run (or resume) the migration; the final state when every batch is done.
@@ -529,141 +505,4 @@ fn write(dir: &Path, name: &str, bytes: &[u8]) -> Result<(), MigrateError> {
             source,
         })
     })
-}
-
-/// Every planned key has a keystore in the snapshot.
-fn snapshot_has_keystores(
-    opts: &MigrateOptions,
-    opened: &OpenedSnapshot,
-    dir: &Path,
-) -> Result<(), MigrateError> {
-    let include = vec![format!("{}/**", dir.display())];
-    let found = crate::snapshot_keystores(&opened.reader(), &opened.snapshot, &include)?;
-    let held: std::collections::BTreeSet<&String> = found.iter().flat_map(|k| &k.pubkeys).collect();
-    let missing: Vec<&String> = opts
-        .plan
-        .batches
-        .iter()
-        .flatten()
-        .filter(|k| !held.contains(k))
-        .collect();
-    match missing.first() {
-        None => Ok(()),
-        Some(first) => Err(MigrateError::Setup(format!(
-            "the snapshot has no keystore under {} for {} planned key(s), first {first}; nothing was stopped",
-            dir.display(),
-            missing.len()
-        ))),
-    }
-}
-
-/// The batch's keystores and passwords, restored from the snapshot through the restore
-/// guard into a private scratch directory that is gone when this returns.
-fn restore_batch(
-    opened: &OpenedSnapshot,
-    dir: &Path,
-    passwords: Option<&PasswordSource>,
-    keys: &[String],
-) -> Result<BTreeMap<String, Importable>, String> {
-    use crate::gate::guard::{restore_guard, GuardDecision};
-    let allowed = restore_guard(
-        &opened.repo,
-        &opened.key.chunk_key,
-        keys,
-        Duration::from_secs(3600),
-    )
-    .map_err(|e| e.to_string())?;
-    if let GuardDecision::Refused { missing } = allowed {
-        return Err(format!(
-            "the restore guard found no passing gate report for {} key(s)",
-            missing.len()
-        ));
-    }
-    let scratch = tempfile::Builder::new()
-        .prefix("vtool-migrate-")
-        .tempdir()
-        .map_err(|e| format!("cannot make a scratch directory: {e}"))?;
-    let inside = |p: &PathBuf| scratch.path().join(p);
-    let passwords = match passwords {
-        Some(PasswordSource::Dir(d)) => Some(PasswordSource::Dir(inside(d))),
-        Some(PasswordSource::File(f)) => Some(PasswordSource::File(inside(f))),
-        Some(PasswordSource::None) | None => None,
-    };
-    // Only this batch's keystores leave the repository, and only into the scratch directory.
-    let found = crate::snapshot_keystores(
-        &opened.reader(),
-        &opened.snapshot,
-        &[format!("{}/**", dir.display())],
-    )
-    .map_err(|e| e.to_string())?;
-    let mut include: Vec<String> = found
-        .into_iter()
-        .filter(|k| k.pubkeys.iter().any(|p| keys.contains(p)))
-        .map(|k| k.path)
-        .collect();
-    match &passwords {
-        Some(PasswordSource::Dir(d)) | Some(PasswordSource::File(d)) => {
-            if let Ok(rel) = d.strip_prefix(scratch.path()) {
-                include.push(rel.display().to_string());
-                include.push(format!("{}/**", rel.display()));
-            }
-        }
-        // The default: `secrets/` beside the keystores.
-        _ => include.push(format!("{}/secrets/**", dir.display())),
-    }
-    let ropts = vtool_snapshot::RestoreOptions {
-        target: scratch.path().to_path_buf(),
-        include,
-        ..Default::default()
-    };
-    let report = vtool_snapshot::restore_from(
-        &opened.reader(),
-        &opened.snapshot,
-        &ropts,
-        &vtool_snapshot::NoProgress,
-    )
-    .map_err(|e| format!("restoring the keystores: {e}"))?;
-    if !report.damaged.is_empty() {
-        return Err(format!("{} restored file(s) damaged", report.damaged.len()));
-    }
-    let ks_dir = scratch.path().join(dir);
-    let source = PasswordSource::or_default_for(passwords.as_ref(), &ks_dir);
-    load_keystores(&ks_dir, &source, keys).map_err(|e| e.to_string())
-}
-
-/// The keystores (exact file text) and passwords of `wanted` under `dir`.
-fn load_keystores(
-    dir: &Path,
-    passwords: &PasswordSource,
-    wanted: &[String],
-) -> Result<BTreeMap<String, Importable>, MigrateError> {
-    let setup = |m: String| MigrateError::Setup(m);
-    let found = vtool_validator::find_keystores(dir).map_err(|e| setup(e.to_string()))?;
-    let mut out = BTreeMap::new();
-    for f in found {
-        let text = std::fs::read_to_string(&f.path)
-            .map_err(|e| setup(format!("{}: {e}", f.path.display())))?;
-        let Ok(ks) = vtool_validator::Keystore::from_json_str(&text) else {
-            continue;
-        };
-        let Some(pubkey) = ks.pubkey.clone() else {
-            continue;
-        };
-        let password = match passwords.lookup(Some(&pubkey), &f.path) {
-            vtool_validator::PasswordLookup::Found(p) => p.to_string(),
-            _ => continue,
-        };
-        out.insert(pubkey, Importable { text, password });
-    }
-    out.retain(|k, _| wanted.contains(k));
-    let missing: Vec<&String> = wanted.iter().filter(|k| !out.contains_key(*k)).collect();
-    if !missing.is_empty() {
-        return Err(setup(format!(
-            "no keystore with a password under {} for {} key(s), first {}; nothing was stopped",
-            dir.display(),
-            missing.len(),
-            missing[0]
-        )));
-    }
-    Ok(out)
 }
