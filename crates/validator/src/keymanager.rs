@@ -154,18 +154,21 @@ impl KeymanagerClient {
     }
 
     /// Import `keystores` (their JSON text) unlocked by `passwords`, with `slashing`
-    /// protection (EIP-3076 JSON text). One status per keystore, in order.
+    /// protection (EIP-3076 JSON text; the field is left out without it). One status per
+    /// keystore, in order.
     pub fn import(
         &self,
         keystores: &[String],
         passwords: &[String],
-        slashing: &str,
+        slashing: Option<&str>,
     ) -> Result<Vec<KeyStatus<ImportStatus>>, KeymanagerError> {
-        let body = serde_json::json!({
+        let mut body = serde_json::json!({
             "keystores": keystores,
             "passwords": passwords,
-            "slashing_protection": slashing,
         });
+        if let Some(interchange) = slashing {
+            body["slashing_protection"] = interchange.into();
+        }
         let response = self
             .agent
             .post(self.endpoint())

@@ -299,8 +299,7 @@ fn advance(
                 .as_ref()
                 .map(|n| std::fs::read_to_string(dir.join(n)))
                 .transpose()
-                .map_err(|e| MigrateError::Setup(format!("the merged slashing data: {e}")))?
-                .unwrap_or_default();
+                .map_err(|e| MigrateError::Setup(format!("the merged slashing data: {e}")))?;
             let restored;
             let importable = match &opts.keystores {
                 KeystoreSource::Dir { .. } => importable,
@@ -329,7 +328,7 @@ fn advance(
                     "nothing was imported; put them in place, then --resume",
                 ));
             }
-            let statuses = opts.to.import(&texts, &passwords, &merged).map_err(|e| {
+            let statuses = opts.to.import(&texts, &passwords, merged.as_deref()).map_err(|e| {
                 stop(e.to_string(), "check the new client, then --resume (the import is repeated; keys already in are reported duplicate)")
             })?;
             let bad: Vec<String> = keys
