@@ -22,6 +22,17 @@ pub struct Moto {
 impl Moto {
     /// Start moto and wait until it answers.
     pub fn start() -> Moto {
+        Moto::start_with(&[])
+    }
+
+    /// Start moto checking credentials after the first `free` requests (the readiness probe
+    /// is one, creating a bucket another); from then on the test key is refused as an
+    /// unknown access key (403).
+    pub fn start_checking_keys(free: u32) -> Moto {
+        Moto::start_with(&[("INITIAL_NO_AUTH_ACTION_COUNT", free.to_string())])
+    }
+
+    fn start_with(env: &[(&str, String)]) -> Moto {
         let port = free_port();
         // `python3 -m` rather than the `moto_server` script, which a pyenv shim may not show.
         let child = Command::new("python3")
@@ -33,6 +44,7 @@ impl Moto {
                 "-p",
                 &port.to_string(),
             ])
+            .envs(env.iter().cloned())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()

@@ -116,3 +116,22 @@ fn racing_puts_of_one_name_have_one_winner() {
         }
     });
 }
+
+/// A store that refuses the credentials (403) is a permission error naming what was refused,
+/// not a missing object or a transport error.
+#[test]
+fn refused_credentials_are_permission_denied() {
+    // Two free requests: the readiness probe and creating the bucket.
+    let moto = Moto::start_checking_keys(2);
+    moto.create_bucket("locked");
+    let config = moto.config("locked", "repo");
+    within(60, "refused credentials", move || {
+        match S3Backend::create(config) {
+            Err(BackendError::PermissionDenied(what)) => {
+                assert!(what.contains("s3://locked/repo"), "{what}")
+            }
+            Err(other) => panic!("expected PermissionDenied, got {other:?}"),
+            Ok(_) => panic!("expected PermissionDenied, got a backend"),
+        }
+    });
+}
