@@ -2,8 +2,8 @@
 # Runs the whole test suite. The tests use real programs: OpenSSH's sshd (SFTP backend), the
 # database engines drills boot (sqlite3, RocksDB's ldb, LMDB's tools) and the checksum tools
 # manifests are made for, promtool and systemd-analyze for the metrics and units, etcd for the
-# custody registry (and protoc, which the etcd client's build needs); install them first when
-# they are missing and we can.
+# custody registry (and protoc, which the etcd client's build needs), moto for the S3 backend;
+# install them first when they are missing and we can.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 need=()
@@ -26,5 +26,11 @@ if [ ${#need[@]} -gt 0 ]; then
     echo "missing: ${need[*]} (install them, e.g. sudo apt-get install ${need[*]})" >&2
     exit 2
   fi
+fi
+if ! python3 -c 'import moto.server' >/dev/null 2>&1; then
+  python3 -m pip install -q 'moto[server]' || {
+    echo "missing: moto (install it with: python3 -m pip install 'moto[server]')" >&2
+    exit 2
+  }
 fi
 exec cargo test --workspace

@@ -19,6 +19,7 @@ mod prune;
 mod realistic_nodes;
 mod run_ops;
 mod run_packaging;
+mod s3_repo;
 mod sealed_objects;
 mod sftp_repo;
 mod thrash;

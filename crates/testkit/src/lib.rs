@@ -1,11 +1,12 @@
 //! What vtool's integration tests share, written once: a seeded random source, generated node
 //! directories, tree listings and their comparison, a throwaway OpenSSH server, a throwaway
-//! etcd with its certificates, a Beacon API double, and running code under a time limit. Not
+//! etcd with its certificates, a throwaway S3 server (moto), a Beacon API double, and running code under a time limit. Not
 //! published; only dev-dependencies use it.
 
 pub mod beacon;
 pub mod etcd;
 pub mod keymanager;
+pub mod moto;
 pub mod node;
 pub mod rng;
 pub mod sshd;

@@ -2,7 +2,9 @@
 //!
 //! Call [`run_all`] from a backend's tests with a fresh, empty repository and the directory
 //! that holds its files as seen from the test (it plants the temporary files of interrupted
-//! writers there). It panics with a message naming the violated rule.
+//! writers there), or `None` for an object store, whose puts are atomic without temporary
+//! files. Rename is checked where [`Backend::can_rename`] says the backend has it. It panics
+//! with a message naming the violated rule.
 
 use std::fs;
 use std::path::Path;
@@ -10,8 +12,9 @@ use std::time::{Duration, SystemTime};
 
 use crate::{remove_stale_temp, survey_temp, Backend, BackendError, STALE_TEMP_AGE};
 
-/// Run every conformance check against an empty backend whose files are in `root`.
-pub fn run_all(b: &dyn Backend, root: &Path) {
+/// Run every conformance check against an empty backend whose files are in `root` (`None`:
+/// the backend has no temporary files).
+pub fn run_all(b: &dyn Backend, root: Option<&Path>) {
     put_get_roundtrip(b);
     never_overwrites(b);
     ranges(b);
@@ -20,7 +23,10 @@ pub fn run_all(b: &dyn Backend, root: &Path) {
     refuses_bad_names(b);
     delete_and_rename(b);
     large_object(b);
-    temp_files(b, root);
+    match root {
+        Some(root) => temp_files(b, root),
+        None => no_temp_files(b),
+    }
 }
 
 fn put_get_roundtrip(b: &dyn Backend) {
@@ -109,6 +115,20 @@ fn refuses_bad_names(b: &dyn Backend) {
 fn delete_and_rename(b: &dyn Backend) {
     b.put("mv/src", b"moving").expect("put");
     b.put("mv/taken", b"other").expect("put");
+    if !b.can_rename() {
+        assert!(
+            matches!(
+                b.rename("mv/src", "mv/new/dst"),
+                Err(BackendError::Unsupported { .. })
+            ),
+            "a backend without rename must say so"
+        );
+        assert_eq!(b.get("mv/src").expect("get"), b"moving");
+        assert_eq!(b.stat("mv/new/dst").expect("stat"), None);
+        b.delete("mv/src").expect("delete");
+        assert_eq!(b.stat("mv/src").expect("stat"), None);
+        return;
+    }
     assert!(matches!(
         b.rename("mv/src", "mv/taken"),
         Err(BackendError::AlreadyExists(_))
@@ -133,6 +153,25 @@ fn large_object(b: &dyn Backend) {
         b.get_range("big/object", 3_000_000, 1_000_000)
             .expect("range"),
         &data[3_000_000..4_000_000]
+    );
+}
+
+/// A backend without temporary files lists none and removes none, but still refuses names
+/// that are not temporary files.
+fn no_temp_files(b: &dyn Backend) {
+    assert!(b.list_temp().expect("list_temp").is_empty());
+    assert!(matches!(
+        b.remove_temp("tmpconf/.tmp-x"),
+        Err(BackendError::NotFound(_))
+    ));
+    assert!(matches!(
+        b.remove_temp("conf/a"),
+        Err(BackendError::InvalidName { .. })
+    ));
+    assert_eq!(
+        survey_temp(b).expect("survey").files,
+        0,
+        "survey found temporary files"
     );
 }
 

@@ -53,6 +53,9 @@ pub enum BackendError {
         host: String,
         tried: String,
     },
+    /// An operation this kind of backend does not have (rename on an object store).
+    #[error("{location} does not support {op}")]
+    Unsupported { op: &'static str, location: String },
     #[error("{0}")]
     Other(String),
 }

@@ -90,6 +90,9 @@ where
     fn delete(&self, name: &str) -> Result<(), BackendError> {
         self.inner.delete(name)
     }
+    fn can_rename(&self) -> bool {
+        self.inner.can_rename()
+    }
     fn rename(&self, from: &str, to: &str) -> Result<(), BackendError> {
         self.inner.rename(from, to)
     }

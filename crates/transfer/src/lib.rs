@@ -18,7 +18,8 @@
 //!
 //! Backends: [`LocalBackend`] (a directory) and [`SftpBackend`] (`sftp://user@host[:port]/path`
 //! on any OpenSSH server; keys and host-key checking are configured through the `VTOOL_SSH_*`
-//! environment variables described on [`SftpConfig`]). [`url::open`] picks one from `--repo`.
+//! environment variables described on [`SftpConfig`]) and [`S3Backend`] (`s3://bucket/prefix` on
+//! S3-compatible object stores, configured as described on [`s3`]). [`url::open`] picks one from `--repo`.
 //! [`copy_objects`] copies what one repository lacks from another, resumably.
 //! [`temp`] finds and removes the temporary files interrupted writers leave.
 
@@ -31,6 +32,7 @@ mod local;
 mod name;
 mod private_file;
 mod progress;
+pub mod s3;
 pub mod sftp;
 pub mod temp;
 pub mod url;
@@ -45,6 +47,7 @@ pub use local::LocalBackend;
 pub use name::validate_name;
 pub use private_file::{check_private_file, ExposedSecret};
 pub use progress::{NoProgress, Progress};
+pub use s3::{S3Backend, S3Config};
 pub use sftp::{SftpBackend, SftpConfig};
 pub use temp::{
     clean_stale_temp, remove_stale_temp, survey_temp, TempCleanup, TempFile, TempSurvey,
@@ -86,7 +89,15 @@ pub trait Backend: Send + Sync {
     /// Remove an object. Removing a missing object is [`BackendError::NotFound`].
     fn delete(&self, name: &str) -> Result<(), BackendError>;
 
-    /// Rename `from` to `to`; fails with [`BackendError::AlreadyExists`] if `to` exists.
+    /// Whether [`Backend::rename`] works. Object stores have no rename (copy and delete is
+    /// not atomic), so no write path may depend on it: objects are written once, whole,
+    /// under their final name.
+    fn can_rename(&self) -> bool {
+        true
+    }
+
+    /// Rename `from` to `to`; fails with [`BackendError::AlreadyExists`] if `to` exists, and
+    /// with [`BackendError::Unsupported`] where [`Backend::can_rename`] is false.
     fn rename(&self, from: &str, to: &str) -> Result<(), BackendError>;
 
     /// Every temporary file of an unfinished put (`.tmp-…` beside the objects, anywhere in
@@ -123,6 +134,9 @@ macro_rules! forward_backend {
             }
             fn delete(&self, name: &str) -> Result<(), BackendError> {
                 (**self).delete(name)
+            }
+            fn can_rename(&self) -> bool {
+                (**self).can_rename()
             }
             fn rename(&self, from: &str, to: &str) -> Result<(), BackendError> {
                 (**self).rename(from, to)

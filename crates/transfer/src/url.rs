@@ -1,6 +1,6 @@
 use std::path::PathBuf;
 
-use crate::{Backend, BackendError, LocalBackend, SftpBackend, SftpConfig};
+use crate::{Backend, BackendError, LocalBackend, S3Backend, S3Config, SftpBackend, SftpConfig};
 
 /// Where a repository lives, parsed from `--repo`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -14,11 +14,28 @@ pub enum RepoUrl {
         port: u16,
         path: String,
     },
+    /// `s3://bucket[/prefix]`.
+    S3 { bucket: String, prefix: String },
 }
 
 impl RepoUrl {
     pub fn parse(url: &str) -> Result<Self, BackendError> {
         let bad = |why: &str| BackendError::Other(format!("invalid repository URL {url:?}: {why}"));
+        if let Some(rest) = url.strip_prefix("s3://") {
+            let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+            if bucket.is_empty() {
+                return Err(bad("the bucket is missing (s3://bucket/prefix)"));
+            }
+            let prefix = prefix.trim_matches('/');
+            if !prefix.is_empty() {
+                crate::validate_name(prefix)
+                    .map_err(|e| bad(&format!("the prefix is not usable: {e}")))?;
+            }
+            return Ok(RepoUrl::S3 {
+                bucket: bucket.to_string(),
+                prefix: prefix.to_string(),
+            });
+        }
         if let Some(rest) = url.strip_prefix("sftp://") {
             let (authority, path) = rest
                 .split_once('/')
@@ -64,7 +81,7 @@ impl RepoUrl {
         }
         if url.contains("://") && !url.starts_with("file://") {
             return Err(bad(
-                "supported schemes are a plain path, file:// and sftp://",
+                "supported schemes are a plain path, file://, sftp:// and s3://",
             ));
         }
         Ok(RepoUrl::Local(PathBuf::from(path)))
@@ -93,6 +110,8 @@ impl RepoUrl {
                 port,
                 path,
             } => format!("sftp://{user}@{host}:{port}{path}"),
+            RepoUrl::S3 { bucket, prefix } if prefix.is_empty() => format!("s3://{bucket}"),
+            RepoUrl::S3 { bucket, prefix } => format!("s3://{bucket}/{prefix}"),
         }
     }
 }
@@ -123,6 +142,16 @@ fn connect(url: &str, create: bool) -> Result<Box<dyn Backend>, BackendError> {
                 SftpBackend::create(config)?
             } else {
                 SftpBackend::open(config)?
+            };
+            Ok(Box::new(backend))
+        }
+        // Credentials from AWS_*; endpoint and path style also from VTOOL_S3_* (see S3Config).
+        RepoUrl::S3 { bucket, prefix } => {
+            let config = S3Config::new(bucket, prefix).with_env();
+            let backend = if create {
+                S3Backend::create(config)?
+            } else {
+                S3Backend::open(config)?
             };
             Ok(Box::new(backend))
         }
@@ -164,7 +193,20 @@ mod tests {
         assert!(RepoUrl::parse("sftp://val@[::1/r").is_err());
         assert!(RepoUrl::parse("sftp://val@[::1]x/r").is_err());
         assert!(RepoUrl::parse("sftp://val@host:99999/r").is_err());
-        assert!(RepoUrl::parse("s3://bucket").is_err());
+        assert_eq!(
+            RepoUrl::parse("s3://vault/repos/one/").expect("parse"),
+            RepoUrl::S3 {
+                bucket: "vault".into(),
+                prefix: "repos/one".into()
+            }
+        );
+        assert!(matches!(
+            RepoUrl::parse("s3://vault").expect("parse"),
+            RepoUrl::S3 { prefix, .. } if prefix.is_empty()
+        ));
+        assert!(RepoUrl::parse("s3:///prefix").is_err());
+        assert!(RepoUrl::parse("s3://vault/a/../b").is_err());
+        assert!(RepoUrl::parse("gs://bucket").is_err());
         assert!(RepoUrl::parse("sftp://host/path").is_err());
     }
 }

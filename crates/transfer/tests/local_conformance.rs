@@ -7,7 +7,7 @@ fn local_backend_passes_conformance() {
     let dir = tempfile::tempdir().expect("tempdir");
     let root = dir.path().join("repo");
     let backend = LocalBackend::create(&root).expect("create");
-    conformance::run_all(&backend, &root);
+    conformance::run_all(&backend, Some(&root));
 }
 
 /// A shared handle forwards every call unchanged (check hands one to the repository).
@@ -16,7 +16,7 @@ fn shared_local_backend_passes_conformance() {
     let dir = tempfile::tempdir().expect("tempdir");
     let root = dir.path().join("repo");
     let backend: Arc<dyn Backend> = Arc::new(LocalBackend::create(&root).expect("create"));
-    conformance::run_all(&backend, &root);
+    conformance::run_all(&backend, Some(&root));
 }
 
 #[test]

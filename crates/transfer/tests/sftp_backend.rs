@@ -16,7 +16,7 @@ fn sftp_backend_passes_conformance() {
     let planted = root.clone();
     within(180, "conformance suite", move || {
         let backend = SftpBackend::create(config).expect("create");
-        conformance::run_all(&backend, &planted);
+        conformance::run_all(&backend, Some(&planted));
     });
     // Nothing half-written is left behind.
     let leftovers: Vec<_> = walk(&root)

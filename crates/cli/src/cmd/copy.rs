@@ -105,7 +105,7 @@ pub fn run(a: Args) -> anyhow::Result<Outcome> {
         parallel: a.parallel,
         readme_dir: match RepoUrl::parse(&a.to)? {
             RepoUrl::Local(dir) => Some(dir),
-            RepoUrl::Sftp { .. } => None,
+            RepoUrl::Sftp { .. } | RepoUrl::S3 { .. } => None,
         },
     };
     let progress = output::Bar::new("copying");

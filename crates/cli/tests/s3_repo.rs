@@ -1,0 +1,123 @@
+//! A repository on `s3://bucket/prefix` in moto, a real S3 server on loopback: init, backup,
+//! restore with verification, check of the data, and copies between it and a local directory,
+//! restored byte-identical.
+
+use crate::support;
+
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+
+use serde_json::Value;
+use support::{engines, s, text, Env};
+use vtool_testkit::moto::Moto;
+use vtool_testkit::tree::{assert_same, Compare};
+
+const PUBKEY: &str = "0xa1b2c3d4e5f60718293a4b5c6d7e8f90a1b2c3d4e5f60718293a4b5c6d7e8f90a1b2c3d4e5f60718293a4b5c6d7e8f90";
+
+fn s3_env(env: &mut Env, moto: &Moto) {
+    env.vars = moto
+        .env()
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect();
+}
+
+fn node(root: &Path) {
+    let keys = root.join("validators").join(PUBKEY);
+    fs::create_dir_all(&keys).expect("mkdir");
+    fs::create_dir_all(root.join("chaindata")).expect("mkdir");
+    let big: Vec<u8> = (0..6u32 << 20)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 11) as u8)
+        .collect();
+    fs::write(root.join("chaindata/000001.ldb"), big).expect("write");
+    let keystore = keys.join("voting-keystore.json");
+    fs::write(&keystore, engines::keystore(PUBKEY, "password")).expect("write");
+    fs::set_permissions(&keystore, fs::Permissions::from_mode(0o600)).expect("chmod");
+}
+
+/// Restore `repo` (any URL) with --verify and require it identical to `source`, modes included.
+fn restore_identical(env: &Env, repo: &str, target: &Path, source: &Path) {
+    let id = env.identity();
+    let out = env.run(&[
+        "restore",
+        "--repo",
+        repo,
+        "--identity",
+        &id,
+        "latest",
+        "--target",
+        s(target),
+        "--verify",
+        "--no-gate",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("without a gate"),
+        "{}",
+        text(&out)
+    );
+    assert_same(source, &target.join("node"), Compare::CONTENTS_AND_MODES);
+}
+
+fn check_read_data(env: &Env, repo: &str) {
+    let id = env.identity();
+    let check: Value = env.json(&[
+        "check",
+        "--repo",
+        repo,
+        "--read-data",
+        "--identity",
+        &id,
+        "--json",
+    ]);
+    assert_eq!(check["ok"], true, "{check:#}");
+}
+
+#[test]
+fn backup_restore_check_and_copy_on_an_s3_repository() {
+    let moto = Moto::start();
+    moto.create_bucket("vault");
+    let mut env = Env::new();
+    s3_env(&mut env, &moto);
+    env.repo_url = Some("s3://vault/nodes/one".into());
+    env.init();
+    let source = env.path("node");
+    node(&source);
+    let first = env.backup(&[s(&source)]);
+    assert_eq!(first["files"], 2, "{first:#}");
+    // The second backup deduplicates against the stored index: the same snapshot content.
+    let second = env.backup(&[s(&source)]);
+    assert_eq!(
+        second["snapshot"]["fingerprint"],
+        first["snapshot"]["fingerprint"]
+    );
+    let repo = env.repo();
+    restore_identical(&env, &repo, &env.path("from-s3"), &source);
+    check_read_data(&env, &repo);
+
+    // s3 -> local, then local -> another prefix of the bucket; each restores identical.
+    let local = env.path("drive/node1");
+    let offsite = "s3://vault/nodes/offsite";
+    for (from, to) in [(repo.as_str(), s(&local)), (s(&local), offsite)] {
+        let copied = env.json(&["copy", "--from", from, "--to", to, "--json"]);
+        assert!(
+            copied["total"]["copied_objects"].as_u64().unwrap_or(0) > 0,
+            "{copied:#}"
+        );
+        let again = env.json(&["copy", "--from", from, "--to", to, "--json"]);
+        assert_eq!(again["total"]["copied_objects"], 0, "{again:#}");
+        check_read_data(&env, to);
+    }
+    restore_identical(&env, s(&local), &env.path("from-drive"), &source);
+    restore_identical(&env, offsite, &env.path("from-offsite"), &source);
+
+    // A prefix that holds nothing is no repository: a usage error with the reason.
+    let out = env.run(&["snapshots", "--repo", "s3://vault/nodes/none"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(
+        text(&out).contains("not a vtool repository"),
+        "{}",
+        text(&out)
+    );
+}
