@@ -5,7 +5,7 @@ use crate::support;
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -364,17 +364,7 @@ fn custody_a_killed_claimer_frees_the_lock_with_its_lease_and_moves_nothing() {
 
     // etcdctl holds the lock; a vtool claim queues behind it with its own lease, and is
     // killed there; then the lock holder dies too.
-    let mut holder = etcd
-        .etcdctl(&["lock", "--ttl=2", "/vtool/lock/custody/v1"])
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("etcdctl lock");
-    let mut line = String::new();
-    std::io::BufRead::read_line(
-        &mut std::io::BufReader::new(holder.stdout.take().expect("stdout")),
-        &mut line,
-    )
-    .expect("read");
+    let mut holder = etcd.hold_lock("/vtool/lock/custody/v1", 60);
     let mut args = vec!["custody".to_string(), "claim".into()];
     args.extend(etcd.vtool_args());
     args.extend(["--host", "b", "--pubkey", &pk].map(String::from));
@@ -392,9 +382,9 @@ fn custody_a_killed_claimer_frees_the_lock_with_its_lease_and_moves_nothing() {
     queued.wait().expect("wait");
     holder.kill().expect("kill -9 etcdctl");
     holder.wait().expect("wait");
-
-    // The killed waiter's place is withdrawn, the holder's lease expires after its 2 s TTL;
-    // the lock comes free and a claim gets through it, refused: the records did not move.
+    // Its lease ends (revoked here rather than waited for), the killed waiter's expires with
+    // its TTL; the lock comes free and a claim gets through it, refused: nothing moved.
+    etcd.revoke_lock_holder("/vtool/lock/custody/v1");
     let out = custody(
         &env,
         &etcd,
@@ -422,8 +412,7 @@ fn custody_a_killed_claimer_frees_the_lock_with_its_lease_and_moves_nothing() {
 }
 
 fn lock_keys(etcd: &Etcd) -> usize {
-    let out = etcd.etcdctl_ok(&["get", "--prefix", "/vtool/lock/custody/v1/", "-w", "json"]);
-    json(&out)["kvs"].as_array().map_or(0, Vec::len)
+    etcd.lock_keys("/vtool/lock/custody/v1")
 }
 
 #[test]

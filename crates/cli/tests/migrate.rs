@@ -352,13 +352,7 @@ fn keystores_can_come_from_the_snapshot_through_the_restore_guard() {
     }
 }
 
-/// Keys under the custody lock: its holder's and its waiters', each bound to a lease.
-fn lock_keys(etcd: &Etcd) -> usize {
-    let out = etcd.etcdctl_ok(&["get", "--prefix", "/vtool/lock/custody/v1/", "-w", "json"]);
-    serde_json::from_slice::<Value>(&out.stdout).expect("json")["kvs"]
-        .as_array()
-        .map_or(0, Vec::len)
-}
+const LOCK: &str = "/vtool/lock/custody/v1";
 
 fn signal(child: &Child, sig: &str) {
     let status = Command::new("kill")
@@ -374,17 +368,7 @@ fn a_migrate_killed_while_holding_the_custody_lock_moves_nothing_and_a_resume_go
     h.plan("2", "2");
     let etcd = h.etcd.as_ref().expect("etcd");
     // Someone else holds the lock, so the migration queues for it at its claim.
-    let mut holder = etcd
-        .etcdctl(&["lock", "--ttl=2", "/vtool/lock/custody/v1"])
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("etcdctl lock");
-    let mut line = String::new();
-    std::io::BufRead::read_line(
-        &mut std::io::BufReader::new(holder.stdout.take().expect("stdout")),
-        &mut line,
-    )
-    .expect("read");
+    let mut holder = etcd.hold_lock(LOCK, 60);
     fs::create_dir_all(h.m.env.path("migration")).expect("mkdir");
     let mut args = h.run_args(false);
     args.extend(["--lock-wait".into(), "120s".into()]);
@@ -397,7 +381,7 @@ fn a_migrate_killed_while_holding_the_custody_lock_moves_nothing_and_a_resume_go
             .spawn()
             .expect("spawn");
     let deadline = Instant::now() + Duration::from_secs(120);
-    while lock_keys(etcd) < 2 {
+    while etcd.lock_keys(LOCK) < 2 {
         assert!(
             migrate.try_wait().expect("wait").is_none(),
             "migrate exited: {}",
@@ -413,7 +397,7 @@ fn a_migrate_killed_while_holding_the_custody_lock_moves_nothing_and_a_resume_go
     signal(&migrate, "-STOP");
     holder.kill().expect("kill -9 etcdctl");
     holder.wait().expect("wait");
-    while lock_keys(etcd) != 1 {
+    while etcd.lock_keys(LOCK) != 1 {
         assert!(
             Instant::now() < deadline,
             "the holder's lease never expired"
@@ -423,7 +407,7 @@ fn a_migrate_killed_while_holding_the_custody_lock_moves_nothing_and_a_resume_go
     // Killed while it holds the lock: its lease expires and frees the lock, nothing else.
     migrate.kill().expect("kill -9 migrate");
     migrate.wait().expect("wait");
-    while lock_keys(etcd) != 0 {
+    while etcd.lock_keys(LOCK) != 0 {
         assert!(
             Instant::now() < deadline,
             "the migrate's lease never expired"

@@ -245,6 +245,44 @@ impl Etcd {
         out
     }
 
+    /// `etcdctl lock --ttl=TTL LOCK`, returned once it holds the lock (its lease expires
+    /// `ttl` seconds after it is killed).
+    pub fn hold_lock(&self, lock: &str, ttl: u32) -> Child {
+        let mut holder = self
+            .etcdctl(&["lock", &format!("--ttl={ttl}"), lock])
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("etcdctl lock");
+        let mut line = String::new();
+        std::io::BufRead::read_line(
+            &mut std::io::BufReader::new(holder.stdout.take().expect("stdout")),
+            &mut line,
+        )
+        .expect("read what etcdctl lock printed");
+        holder
+    }
+
+    /// Revoke the lease of whoever holds `lock` (the waiter with the oldest key): the lock
+    /// passes on at once, as when a holder's lease expires, without waiting for a TTL.
+    pub fn revoke_lock_holder(&self, lock: &str) {
+        let out = self.etcdctl_ok(&["get", "--prefix", &format!("{lock}/"), "-w", "json"]);
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("etcdctl json");
+        let holder = v["kvs"]
+            .as_array()
+            .and_then(|kvs| kvs.iter().min_by_key(|kv| kv["create_revision"].as_i64()))
+            .and_then(|kv| kv["lease"].as_i64())
+            .expect("a lock holder with a lease");
+        self.etcdctl_ok(&["lease", "revoke", &format!("{holder:x}")]);
+    }
+
+    /// Keys under the lock `lock`: its holder's and its waiters', each bound to a lease.
+    pub fn lock_keys(&self, lock: &str) -> usize {
+        let out = self.etcdctl_ok(&["get", "--prefix", &format!("{lock}/"), "-w", "json"]);
+        serde_json::from_slice::<serde_json::Value>(&out.stdout).expect("etcdctl json")["kvs"]
+            .as_array()
+            .map_or(0, Vec::len)
+    }
+
     /// Kill member `i` (SIGKILL) and wait for it.
     pub fn kill(&mut self, i: usize) {
         if let Some(mut child) = self.members[i].child.take() {
