@@ -81,7 +81,19 @@ fn backup_restore_check_and_copy_on_an_s3_repository() {
     let mut env = Env::new();
     s3_env(&mut env, &moto);
     env.repo_url = Some("s3://vault/nodes/one".into());
-    env.init();
+    let (repo, id, bk) = (env.repo(), env.identity(), env.backup_key());
+    let created = env.json(&[
+        "init",
+        "--repo",
+        &repo,
+        "--identity-out",
+        &id,
+        "--backup-key-out",
+        &bk,
+        "--json",
+    ]);
+    // moto refuses a second `If-None-Match: *` PUT, and init recorded that.
+    assert_eq!(created["conditional_put"], true, "{created}");
     let source = env.path("node");
     node(&source);
     let first = env.backup(&[s(&source)]);

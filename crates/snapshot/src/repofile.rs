@@ -23,6 +23,10 @@ pub struct Config {
     pub zstd_level: i32,
     /// age recipients every pack and key object is encrypted to.
     pub recipients: Vec<String>,
+    /// Object stores: whether the server refused a second `If-None-Match: *` PUT of one name
+    /// when `init` tried (AWS does, Garage does not); absent elsewhere.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub conditional_put: Option<bool>,
 }
 
 /// FastCDC (2020) parameters; fixed for a repository so chunks dedup across hosts.

@@ -47,7 +47,9 @@ impl Repository {
                 "a repository needs at least one recipient".into(),
             ));
         }
+        let conditional_put = backend.probe_conditional_put()?;
         let config = Config {
+            conditional_put,
             version: FORMAT_VERSION,
             id: Id(rand::random()),
             created: crate::now_rfc3339(),

@@ -93,6 +93,9 @@ where
     fn can_rename(&self) -> bool {
         self.inner.can_rename()
     }
+    fn probe_conditional_put(&self) -> Result<Option<bool>, BackendError> {
+        self.inner.probe_conditional_put()
+    }
     fn rename(&self, from: &str, to: &str) -> Result<(), BackendError> {
         self.inner.rename(from, to)
     }

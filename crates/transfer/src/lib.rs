@@ -96,6 +96,13 @@ pub trait Backend: Send + Sync {
         true
     }
 
+    /// Whether a second conditional PUT (`If-None-Match: *`) of one name is refused, tried
+    /// once with a probe object that is removed again; `None` for stores whose puts never
+    /// overwrite without it (a file system, SFTP). `init` records the answer in the config.
+    fn probe_conditional_put(&self) -> Result<Option<bool>, BackendError> {
+        Ok(None)
+    }
+
     /// Rename `from` to `to`; fails with [`BackendError::AlreadyExists`] if `to` exists, and
     /// with [`BackendError::Unsupported`] where [`Backend::can_rename`] is false.
     fn rename(&self, from: &str, to: &str) -> Result<(), BackendError>;
@@ -137,6 +144,9 @@ macro_rules! forward_backend {
             }
             fn can_rename(&self) -> bool {
                 (**self).can_rename()
+            }
+            fn probe_conditional_put(&self) -> Result<Option<bool>, BackendError> {
+                (**self).probe_conditional_put()
             }
             fn rename(&self, from: &str, to: &str) -> Result<(), BackendError> {
                 (**self).rename(from, to)

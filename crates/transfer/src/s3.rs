@@ -236,6 +236,26 @@ impl Backend for S3Backend {
             .map_err(|e| self.error("write", name, e))
     }
 
+    /// Two conditional PUTs of one probe name (outside the repository's directories), then
+    /// its removal: AWS and moto refuse the second (412), Garage writes it.
+    fn probe_conditional_put(&self) -> Result<Option<bool>, BackendError> {
+        let name = format!("probe-if-none-match-{:016x}", fastrand::u64(..));
+        let write = |data: &'static [u8]| {
+            self.block(self.op.write_with(&name, data).if_not_exists(true))
+                .map(|_| ())
+                .map_err(|e| self.error("write", &name, e))
+        };
+        write(b"first")?;
+        let honoured = match write(b"second") {
+            Err(BackendError::AlreadyExists(_)) => true,
+            Ok(()) => false,
+            Err(e) => return Err(e),
+        };
+        // A bucket with Object Lock may keep it; it is outside every listed directory.
+        let _ = self.block(self.op.delete(&name));
+        Ok(Some(honoured))
+    }
+
     fn get(&self, name: &str) -> Result<Vec<u8>, BackendError> {
         validate_name(name)?;
         self.block(self.op.read(name))

@@ -135,3 +135,20 @@ fn refused_credentials_are_permission_denied() {
         }
     });
 }
+
+/// moto honours `If-None-Match: *`; a directory has no such question.
+#[test]
+fn the_conditional_put_probe_answers() {
+    let moto = Moto::start();
+    moto.create_bucket("probe");
+    let config = moto.config("probe", "repo");
+    within(60, "probe", move || {
+        let backend = S3Backend::create(config).expect("create");
+        assert_eq!(backend.probe_conditional_put().expect("probe"), Some(true));
+        // Asked again, with a probe name of its own.
+        assert_eq!(backend.probe_conditional_put().expect("probe"), Some(true));
+    });
+    let dir = tempfile::tempdir().expect("dir");
+    let local = vtool_transfer::LocalBackend::create(dir.path().join("repo")).expect("local");
+    assert_eq!(local.probe_conditional_put().expect("probe"), None);
+}

@@ -31,6 +31,9 @@ struct InitReport {
     recipients: Vec<String>,
     identity: Option<PathBuf>,
     backup_key: PathBuf,
+    /// Object stores: whether conditional puts are honoured (see `doc/FORMAT.md`, config).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    conditional_put: Option<bool>,
 }
 
 pub fn run(a: Args) -> anyhow::Result<Outcome> {
@@ -87,6 +90,7 @@ pub fn run(a: Args) -> anyhow::Result<Outcome> {
         recipients: new.repo.config().recipients.clone(),
         identity: a.identity_out.clone(),
         backup_key: a.backup_key_out.clone(),
+        conditional_put: new.repo.config().conditional_put,
     };
     if a.json {
         output::print_json(&report)?;
@@ -101,6 +105,14 @@ pub fn run(a: Args) -> anyhow::Result<Outcome> {
                 "restore identity: {}  <- move it offline; it decrypts every backup",
                 p.display()
             );
+        }
+        match new.repo.config().conditional_put {
+            Some(true) => println!("conditional puts: honoured by the store"),
+            Some(false) => println!(
+                "conditional puts: IGNORED by the store (Garage does); every put checks with a HEAD first, \
+                 and two concurrent inits of this prefix could both succeed"
+            ),
+            None => {}
         }
         println!(
             "backup key:       {}  <- give this to backup hosts",
