@@ -11,17 +11,29 @@ use vtool_snapshot::{Id, Repository};
 use super::{check, Location};
 use crate::records::list_records;
 
-/// How old evidence may be, measured from `now`.
-pub(super) struct Freshness {
+/// How far ahead of our clock a record's time may be (another host's clock running fast).
+pub(super) const CLOCK_SKEW: vtool_snapshot::time::Duration =
+    vtool_snapshot::time::Duration::minutes(5);
+
+/// How old evidence may be, measured from `now`: the one rule for the gate's evidence, the
+/// restore guard's reports and custody evidence.
+pub(crate) struct Freshness {
     pub now: OffsetDateTime,
     pub max_age: std::time::Duration,
 }
 
 impl Freshness {
+    pub fn new(max_age: std::time::Duration) -> Freshness {
+        Freshness {
+            now: OffsetDateTime::now_utc(),
+            max_age,
+        }
+    }
+
     pub fn fresh(&self, t: OffsetDateTime) -> bool {
         let age = self.now - t;
         // A record from the future (a clock ahead) is as suspect as a stale one.
-        age >= -vtool_snapshot::time::Duration::minutes(5) && age <= self.max_age
+        age >= -CLOCK_SKEW && age <= self.max_age
     }
 
     fn age(&self, t: OffsetDateTime) -> String {

@@ -16,7 +16,7 @@ use vtool_validator::custody::Evidence;
 use crate::records::GATE_KIND;
 
 /// How much a report's clock may run ahead of ours.
-const CLOCK_SKEW: vtool_snapshot::time::Duration = vtool_snapshot::time::Duration::minutes(5);
+use super::backup::CLOCK_SKEW;
 
 #[derive(Debug, thiserror::Error)]
 pub enum EvidenceError {

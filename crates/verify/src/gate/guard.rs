@@ -31,18 +31,16 @@ pub fn restore_guard(
     pubkeys: &[String],
     max_age: Duration,
 ) -> Result<GuardDecision, vtool_snapshot::Error> {
-    let now = OffsetDateTime::now_utc();
+    let fresh = super::backup::Freshness::new(max_age);
     let listing = list_records::<GateReport>(repo.backend(), Some(key))?;
     let mut missing: BTreeSet<&String> = pubkeys.iter().collect();
     let mut reports = Vec::new();
     for listed in &listing.records {
         let r = &listed.record;
-        let age = now - r.time;
         let usable = listed.authenticity == crate::Authenticity::Authentic
             && r.kind == GATE_KIND
             && r.passed
-            && age >= -vtool_snapshot::time::Duration::minutes(5)
-            && age <= max_age;
+            && fresh.fresh(r.time);
         if !usable {
             continue;
         }

@@ -112,10 +112,7 @@ pub fn gate(
         done: Vec::new(),
         since: Instant::now(),
     };
-    let fresh = backup::Freshness {
-        now: OffsetDateTime::now_utc(),
-        max_age: opts.max_age,
-    };
+    let fresh = backup::Freshness::new(opts.max_age);
     let (snap_id, snap) = primary.repo.snapshots()?.find(&opts.snapshot, Some(key))?;
     let mut keys: BTreeMap<String, KeyEvidence> = opts
         .pubkeys

@@ -434,8 +434,8 @@ fn wait_for_finality(
             Some(f) if f > target => return Ok(()),
             _ if started.elapsed() > opts.finality_timeout => {
                 return Err(format!(
-                    "finality did not pass epoch {target} within {}",
-                    humantime_secs(opts.finality_timeout)
+                    "finality did not pass epoch {target} within {} s",
+                    opts.finality_timeout.as_secs()
                 ))
             }
             f => {
@@ -447,10 +447,6 @@ fn wait_for_finality(
             }
         }
     }
-}
-
-fn humantime_secs(d: Duration) -> String {
-    format!("{} s", d.as_secs())
 }
 
 /// The batch's report: the gate's, with the new host's liveness and the custody token.
