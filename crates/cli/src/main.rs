@@ -29,6 +29,14 @@ struct Cli {
     /// The `step` label of those metrics (default: the command, e.g. `backup`, `check-packs`).
     #[arg(long, global = true, value_name = "NAME")]
     metrics_step: Option<String>,
+    /// Endpoint of a self-hosted S3-compatible store for s3:// repositories, e.g.
+    /// `http://10.0.0.5:3900` (the same as VTOOL_S3_ENDPOINT).
+    #[arg(long, global = true, value_name = "URL")]
+    s3_endpoint: Option<String>,
+    /// Address s3:// buckets as `endpoint/bucket/key`, as self-hosted stores usually need
+    /// (the same as VTOOL_S3_PATH_STYLE=1).
+    #[arg(long, global = true)]
+    s3_path_style: bool,
     #[command(subcommand)]
     command: Command,
 }
@@ -126,6 +134,14 @@ pub enum Outcome {
 fn main() -> ExitCode {
     let matches = Cli::command().get_matches();
     let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    // The S3 backend reads its endpoint settings from these (`S3Config::with_env`), also in
+    // the processes `vtool run` starts; set before any thread exists.
+    if let Some(endpoint) = &cli.s3_endpoint {
+        std::env::set_var("VTOOL_S3_ENDPOINT", endpoint);
+    }
+    if cli.s3_path_style {
+        std::env::set_var("VTOOL_S3_PATH_STYLE", "1");
+    }
     let metrics_target = cli
         .metrics_file
         .as_ref()

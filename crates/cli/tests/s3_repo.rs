@@ -133,3 +133,141 @@ fn backup_restore_check_and_copy_on_an_s3_repository() {
         text(&out)
     );
 }
+
+/// Object Lock: init refuses it where the bucket has none (leaving nothing behind); where
+/// it has, every object restores need is retained, and a prune keeps forgotten snapshots
+/// until their retention ends instead of failing on refused deletes.
+#[test]
+fn object_lock_retains_the_repository_and_prune_waits_for_it() {
+    let moto = Moto::start();
+    moto.create_bucket("open");
+    moto.create_locked_bucket("worm");
+    let mut env = Env::new();
+    s3_env(&mut env, &moto);
+    let (id, bk) = (env.identity(), env.backup_key());
+    let init = |repo: &str, extra: &[&str]| {
+        let mut args = vec![
+            "init",
+            "--repo",
+            repo,
+            "--identity-out",
+            &id,
+            "--backup-key-out",
+            &bk,
+            "--json",
+        ];
+        args.extend_from_slice(extra);
+        env.run(&args)
+    };
+    let refused = init("s3://open/repo", &["--object-lock-days", "1"]);
+    assert_eq!(refused.status.code(), Some(2), "{}", text(&refused));
+    assert!(
+        text(&refused).contains("has no Object Lock"),
+        "{}",
+        text(&refused)
+    );
+    assert!(!Path::new(&id).exists() && !Path::new(&bk).exists());
+    let local = env.path("local");
+    let out = env.run(&[
+        "init",
+        "--repo",
+        s(&local),
+        "--identity-out",
+        &id,
+        "--backup-key-out",
+        &bk,
+        "--object-lock-days",
+        "1",
+    ]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(
+        text(&out).contains("needs an s3:// repository"),
+        "{}",
+        text(&out)
+    );
+
+    let created: Value =
+        serde_json::from_slice(&init("s3://worm/repo", &["--object-lock-days", "1"]).stdout)
+            .expect("init --json");
+    assert_eq!(created["object_lock"], true, "{created}");
+    assert_eq!(created["object_lock_days"], 1, "{created}");
+    assert!(moto.retain_until("worm", "repo/config").is_some());
+    env.repo_url = Some("s3://worm/repo".into());
+    let source = env.path("node");
+    node(&source);
+    env.backup(&[s(&source)]);
+    fs::write(source.join("chaindata/000002.ldb"), vec![7u8; 3 << 20]).expect("write");
+    env.backup(&[s(&source)]);
+    let repo = env.repo();
+    let forgot = env.json(&[
+        "forget",
+        "--repo",
+        &repo,
+        "--backup-key",
+        &bk,
+        "--keep-last",
+        "1",
+        "--json",
+    ]);
+    assert_eq!(
+        forgot["groups"][0]["removed"].as_array().map(Vec::len),
+        Some(1),
+        "{forgot:#}"
+    );
+    let pruned = env.json(&[
+        "prune",
+        "--repo",
+        &repo,
+        "--backup-key",
+        &bk,
+        "--grace",
+        "0",
+        "--json",
+    ]);
+    assert!(pruned["retained"].as_u64().unwrap_or(0) >= 6, "{pruned:#}");
+    assert!(
+        pruned["refused"].as_array().is_some_and(Vec::is_empty),
+        "{pruned:#}"
+    );
+    assert!(
+        pruned["purged"].as_array().is_some_and(Vec::is_empty),
+        "{pruned:#}"
+    );
+    let reason = pruned["pending"][0]["reason"].as_str().unwrap_or_default();
+    assert!(reason.contains("Object Lock"), "{pruned:#}");
+    // Both snapshots' objects are still stored; the kept one restores identical.
+    assert_eq!(moto.versions("worm", "repo/snapshots/"), 2);
+    restore_identical(&env, &repo, &env.path("restored"), &source);
+    check_read_data(&env, &repo);
+
+    // A copy to a new location on a locked bucket can retain too.
+    let copy = "s3://worm/copy";
+    env.json(&[
+        "copy",
+        "--from",
+        &repo,
+        "--to",
+        copy,
+        "--object-lock-days",
+        "1",
+        "--json",
+    ]);
+    assert!(moto.retain_until("worm", "copy/config").is_some());
+    check_read_data(&env, copy);
+
+    // The endpoint settings as options instead of variables.
+    env.vars.retain(|(k, _)| !k.starts_with("VTOOL_S3_"));
+    let out = env.run(&["snapshots", "--repo", copy]);
+    assert_ne!(out.status.code(), Some(0), "{}", text(&out));
+    let listed = env.json(&[
+        "snapshots",
+        "--repo",
+        copy,
+        "--s3-endpoint",
+        &moto.endpoint(),
+        "--s3-path-style",
+        "--json",
+    ]);
+    // Copies carry snapshots, never trash: the forgotten one is there too.
+    assert_eq!(listed.as_array().map(Vec::len), Some(2), "{listed:#}");
+}

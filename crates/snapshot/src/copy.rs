@@ -28,6 +28,9 @@ pub struct RepoCopyOptions {
     pub parallel: usize,
     /// A local destination directory to leave a README.txt in for whoever finds the drive.
     pub readme_dir: Option<PathBuf>,
+    /// Set up a new destination to retain what restores need this many days (S3 Object
+    /// Lock, as `init --object-lock-days`); one that already retains keeps its own days.
+    pub object_lock_days: Option<u32>,
 }
 
 /// The outcome of a copy.
@@ -52,6 +55,8 @@ pub enum RepoCopyError {
     DestinationConfig(Error),
     #[error(transparent)]
     Copy(#[from] CopyError),
+    #[error("cannot set up Object Lock at the destination: {0}")]
+    ObjectLock(BackendError),
     #[error("cannot copy the config: {0}")]
     Config(BackendError),
     #[error("cannot write {path}: {error}")]
@@ -91,6 +96,14 @@ pub fn copy_repository(
         parallel: opts.parallel.max(1),
     };
     let mut phases = Vec::new();
+    if let Some(days) = opts.object_lock_days {
+        if dst.retention_days().is_none() {
+            // First, so that keys and config are retained too (an interrupted copy left
+            // neither: a re-run comes here again).
+            dst.enable_retention(days)
+                .map_err(RepoCopyError::ObjectLock)?;
+        }
+    }
     if initialized_destination {
         // Key objects before the config, as `init` writes them: a config without its key
         // object would be an unusable repository.

@@ -40,6 +40,12 @@ pub enum FileType {
 }
 
 impl FileType {
+    /// Whether a location with Object Lock retains objects of this kind (the S3 backend's
+    /// [`vtool_transfer::s3::RETAINED`]): what a restore needs.
+    pub fn is_retained(self) -> bool {
+        vtool_transfer::s3::RETAINED.contains(&self.dir())
+    }
+
     /// Every kind of object.
     pub const ALL: [FileType; 14] = [
         FileType::Key,

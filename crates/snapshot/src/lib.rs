@@ -56,7 +56,7 @@ pub use backup::{backup, BackupOptions, BackupReport, Warning};
 pub use error::{Error, Result};
 pub use file_type::FileType;
 pub use id::Id;
-pub use repository::{NewRepository, Repository, DEFAULT_PACK_SIZE};
+pub use repository::{InitOptions, NewRepository, Repository, DEFAULT_PACK_SIZE};
 pub use restore::{restore, restore_from, Damage, RestoreOptions, RestoreReport};
 pub use time;
 pub use vtool_transfer::{NoProgress, Progress};

@@ -1,7 +1,7 @@
 //! Opening, creating and reading a repository's objects.
 
 use rayon::prelude::*;
-use vtool_transfer::{Backend, BackendError};
+use vtool_transfer::{Backend, BackendError, LockSupport};
 
 use crate::cache::Cache;
 use crate::index::{decode_index, encode_index, MasterIndex};
@@ -30,6 +30,17 @@ pub type SnapshotListing = SealedListing<Snapshot>;
 pub struct NewRepository {
     pub repo: Repository,
     pub backup_key: BackupKey,
+    /// Object stores: whether the bucket has Object Lock; `None` elsewhere.
+    pub object_lock: Option<LockSupport>,
+}
+
+/// How `init` sets a repository up.
+#[derive(Debug, Clone, Default)]
+pub struct InitOptions {
+    /// Keep every object restores need from deletion this many days (S3 Object Lock,
+    /// extended by each prune for what remaining snapshots need); refused where the
+    /// store cannot.
+    pub object_lock_days: Option<u32>,
 }
 
 impl Repository {
@@ -38,6 +49,14 @@ impl Repository {
     pub fn init(
         backend: Box<dyn Backend>,
         recipients: Vec<age::x25519::Recipient>,
+    ) -> Result<NewRepository> {
+        Self::init_with(backend, recipients, &InitOptions::default())
+    }
+
+    pub fn init_with(
+        backend: Box<dyn Backend>,
+        recipients: Vec<age::x25519::Recipient>,
+        opts: &InitOptions,
     ) -> Result<NewRepository> {
         if backend.stat("config")?.is_some() {
             return Err(Error::AlreadyInitialized(backend.location()));
@@ -48,6 +67,25 @@ impl Repository {
             ));
         }
         let conditional_put = backend.probe_conditional_put()?;
+        let object_lock = backend.probe_object_lock()?;
+        if let Some(days) = opts.object_lock_days {
+            // Before the key and config, so that they are retained too.
+            match &object_lock {
+                Some(LockSupport::Enabled) => backend.enable_retention(days)?,
+                Some(LockSupport::Absent(why)) => {
+                    return Err(Error::Usage(format!(
+                        "--object-lock-days: the bucket of {} has no Object Lock ({why}); create a bucket with Object Lock enabled, or leave the option out",
+                        backend.location()
+                    )))
+                }
+                None => {
+                    return Err(Error::Usage(format!(
+                        "--object-lock-days needs an s3:// repository on a bucket with Object Lock; {} cannot refuse deletes itself (on SFTP, use an account that cannot delete: README, \"Append-only storage\")",
+                        backend.location()
+                    )))
+                }
+            }
+        }
         let config = Config {
             conditional_put,
             version: FORMAT_VERSION,
@@ -75,6 +113,7 @@ impl Repository {
         Ok(NewRepository {
             repo: Repository { backend, config },
             backup_key,
+            object_lock,
         })
     }
 

@@ -51,7 +51,7 @@ impl Moto {
             .expect("start python3 -m moto.server (pip install 'moto[server]')");
         let mut moto = Moto { child, port };
         let deadline = Instant::now() + Duration::from_secs(60);
-        while moto.request("GET", "/").is_err() {
+        while moto.request("GET", "/", &[]).is_err() {
             if let Ok(Some(status)) = moto.child.try_wait() {
                 panic!("moto exited early ({status}): is it installed? pip install 'moto[server]'");
             }
@@ -67,10 +67,44 @@ impl Moto {
 
     /// Create a bucket (plain HTTP; moto checks no signature).
     pub fn create_bucket(&self, bucket: &str) {
-        let status = self
-            .request("PUT", &format!("/{bucket}"))
+        let (status, _) = self
+            .request("PUT", &format!("/{bucket}"), &[])
             .expect("create bucket");
         assert_eq!(status, 200, "creating bucket {bucket}");
+    }
+
+    /// Create a bucket with Object Lock enabled (which makes it versioned).
+    pub fn create_locked_bucket(&self, bucket: &str) {
+        let (status, _) = self
+            .request(
+                "PUT",
+                &format!("/{bucket}"),
+                &["x-amz-bucket-object-lock-enabled: true"],
+            )
+            .expect("create bucket");
+        assert_eq!(status, 200, "creating locked bucket {bucket}");
+    }
+
+    /// The retention date of `bucket/key` as a HEAD shows it, if it has one.
+    pub fn retain_until(&self, bucket: &str, key: &str) -> Option<String> {
+        let (status, head) = self
+            .request("HEAD", &format!("/{bucket}/{key}"), &[])
+            .expect("HEAD");
+        assert_eq!(status, 200, "HEAD {bucket}/{key}");
+        head.lines().find_map(|l| {
+            let (name, value) = l.split_once(':')?;
+            name.eq_ignore_ascii_case("x-amz-object-lock-retain-until-date")
+                .then(|| value.trim().to_string())
+        })
+    }
+
+    /// How many versions of objects (delete markers not counted) `bucket` holds under `prefix`.
+    pub fn versions(&self, bucket: &str, prefix: &str) -> usize {
+        let (status, body) = self
+            .request("GET", &format!("/{bucket}?versions&prefix={prefix}"), &[])
+            .expect("list versions");
+        assert_eq!(status, 200, "list versions of {bucket}");
+        body.matches("<Version>").count()
     }
 
     /// A backend configuration for `bucket/prefix` on this server.
@@ -93,22 +127,33 @@ impl Moto {
         ]
     }
 
-    /// Send one request without a body; the response's status code.
-    fn request(&self, method: &str, path: &str) -> std::io::Result<u16> {
+    /// Send one request without a body; the response's status code and its whole text.
+    fn request(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[&str],
+    ) -> std::io::Result<(u16, String)> {
         let mut stream = TcpStream::connect(("127.0.0.1", self.port))?;
         stream.set_read_timeout(Some(Duration::from_secs(10)))?;
+        let extra: String = headers.iter().map(|h| format!("{h}\r\n")).collect();
+        // moto checks no signature, but answers requests without one as anonymous ones.
+        let auth = format!(
+            "Authorization: AWS4-HMAC-SHA256 Credential={KEY_ID}/20260101/us-east-1/s3/aws4_request, SignedHeaders=host, Signature=0\r\n"
+        );
         write!(
             stream,
-            "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+            "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nContent-Length: 0\r\n{auth}{extra}Connection: close\r\n\r\n",
             self.port
         )?;
         let mut response = String::new();
         stream.read_to_string(&mut response)?;
-        response
+        let status = response
             .split_whitespace()
             .nth(1)
             .and_then(|code| code.parse().ok())
-            .ok_or_else(|| std::io::Error::other(format!("not an HTTP response: {response:?}")))
+            .ok_or_else(|| std::io::Error::other(format!("not an HTTP response: {response:?}")))?;
+        Ok((status, response))
     }
 }
 

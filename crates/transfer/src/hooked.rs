@@ -13,7 +13,7 @@
 
 use std::ops::Deref;
 
-use crate::{Backend, BackendError, ObjectInfo, TempFile};
+use crate::{Backend, BackendError, LockSupport, ObjectInfo, TempFile};
 
 type PutHook = Box<dyn Fn(&str, &[u8]) -> Result<(), BackendError> + Send + Sync>;
 type ListFilter = Box<dyn Fn(&ObjectInfo) -> bool + Send + Sync>;
@@ -95,6 +95,18 @@ where
     }
     fn probe_conditional_put(&self) -> Result<Option<bool>, BackendError> {
         self.inner.probe_conditional_put()
+    }
+    fn probe_object_lock(&self) -> Result<Option<LockSupport>, BackendError> {
+        self.inner.probe_object_lock()
+    }
+    fn retention_days(&self) -> Option<u32> {
+        self.inner.retention_days()
+    }
+    fn enable_retention(&self, days: u32) -> Result<(), BackendError> {
+        self.inner.enable_retention(days)
+    }
+    fn retain(&self, names: &[String]) -> Result<(), BackendError> {
+        self.inner.retain(names)
     }
     fn rename(&self, from: &str, to: &str) -> Result<(), BackendError> {
         self.inner.rename(from, to)

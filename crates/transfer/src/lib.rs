@@ -47,7 +47,7 @@ pub use local::LocalBackend;
 pub use name::validate_name;
 pub use private_file::{check_private_file, ExposedSecret};
 pub use progress::{NoProgress, Progress};
-pub use s3::{S3Backend, S3Config};
+pub use s3::{LockSupport, S3Backend, S3Config};
 pub use sftp::{SftpBackend, SftpConfig};
 pub use temp::{
     clean_stale_temp, remove_stale_temp, survey_temp, TempCleanup, TempFile, TempSurvey,
@@ -103,6 +103,38 @@ pub trait Backend: Send + Sync {
         Ok(None)
     }
 
+    /// Whether the store can refuse deletes until a date (S3 Object Lock on the bucket);
+    /// `None` where the notion does not apply (on SFTP, an account that cannot delete does
+    /// that job).
+    fn probe_object_lock(&self) -> Result<Option<LockSupport>, BackendError> {
+        Ok(None)
+    }
+
+    /// Days this location keeps each repository object it stores from deletion, counted
+    /// from its write or its last [`Backend::retain`]; `None`: it keeps nothing.
+    fn retention_days(&self) -> Option<u32> {
+        None
+    }
+
+    /// Retain, from now on, every repository object written here for `days` (recorded in
+    /// the location, so later runs keep doing it); refused where the store cannot.
+    fn enable_retention(&self, days: u32) -> Result<(), BackendError> {
+        let _ = days;
+        Err(BackendError::Unsupported {
+            op: "Object Lock (it needs an s3:// repository on a bucket with Object Lock; on SFTP use an account that cannot delete)",
+            location: self.location(),
+        })
+    }
+
+    /// Extend the retention of `names` to [`Backend::retention_days`] from now.
+    fn retain(&self, names: &[String]) -> Result<(), BackendError> {
+        let _ = names;
+        Err(BackendError::Unsupported {
+            op: "retention",
+            location: self.location(),
+        })
+    }
+
     /// Rename `from` to `to`; fails with [`BackendError::AlreadyExists`] if `to` exists, and
     /// with [`BackendError::Unsupported`] where [`Backend::can_rename`] is false.
     fn rename(&self, from: &str, to: &str) -> Result<(), BackendError>;
@@ -147,6 +179,18 @@ macro_rules! forward_backend {
             }
             fn probe_conditional_put(&self) -> Result<Option<bool>, BackendError> {
                 (**self).probe_conditional_put()
+            }
+            fn probe_object_lock(&self) -> Result<Option<LockSupport>, BackendError> {
+                (**self).probe_object_lock()
+            }
+            fn retention_days(&self) -> Option<u32> {
+                (**self).retention_days()
+            }
+            fn enable_retention(&self, days: u32) -> Result<(), BackendError> {
+                (**self).enable_retention(days)
+            }
+            fn retain(&self, names: &[String]) -> Result<(), BackendError> {
+                (**self).retain(names)
             }
             fn rename(&self, from: &str, to: &str) -> Result<(), BackendError> {
                 (**self).rename(from, to)

@@ -152,3 +152,113 @@ fn the_conditional_put_probe_answers() {
     let local = vtool_transfer::LocalBackend::create(dir.path().join("repo")).expect("local");
     assert_eq!(local.probe_conditional_put().expect("probe"), None);
 }
+
+/// A versioned bucket (Object Lock makes one) without retention behaves as any other:
+/// deletes remove the version itself, not just hide it behind a delete marker.
+#[test]
+fn a_versioned_bucket_passes_conformance_and_deletes_for_good() {
+    let moto = Moto::start();
+    moto.create_locked_bucket("versioned");
+    let config = moto.config("versioned", "repo");
+    within(180, "conformance suite", move || {
+        let backend = S3Backend::create(config).expect("create");
+        assert_eq!(backend.retention_days(), None);
+        conformance::run_all(&backend, None);
+        backend.put("packs/ab/gone", b"x").expect("put");
+        backend.delete("packs/ab/gone").expect("delete");
+    });
+    assert_eq!(moto.versions("versioned", "repo/packs/ab/gone"), 0);
+}
+
+#[test]
+fn object_lock_retains_what_restores_need_and_the_store_refuses_its_deletion() {
+    let moto = Moto::start();
+    moto.create_locked_bucket("worm");
+    moto.create_bucket("plain");
+    let worm = moto.config("worm", "repo");
+    let plain = moto.config("plain", "repo");
+    within(120, "object lock", move || {
+        let backend = S3Backend::create(plain).expect("create plain");
+        assert!(matches!(
+            backend.probe_object_lock().expect("probe"),
+            Some(vtool_transfer::LockSupport::Absent(_))
+        ));
+        let refused = backend
+            .enable_retention(7)
+            .expect_err("no Object Lock on plain");
+        assert!(refused.to_string().contains("Object Lock"), "{refused}");
+        assert_eq!(backend.stat("object-lock").expect("stat"), None);
+
+        let backend = S3Backend::create(worm.clone()).expect("create worm");
+        assert_eq!(
+            backend.probe_object_lock().expect("probe"),
+            Some(vtool_transfer::LockSupport::Enabled)
+        );
+        backend.enable_retention(2).expect("enable");
+        backend.put("packs/ab/abcd", b"pack").expect("put pack");
+        backend.put("writers/w1", b"{}").expect("put writer");
+        // Reopened, the location still retains.
+        let backend = S3Backend::open(worm).expect("open");
+        assert_eq!(backend.retention_days(), Some(2));
+        backend.put("snapshots/s1", b"snap").expect("put snapshot");
+        assert!(matches!(
+            backend.delete("packs/ab/abcd"),
+            Err(BackendError::PermissionDenied(_))
+        ));
+        assert!(matches!(
+            backend.delete("snapshots/s1"),
+            Err(BackendError::PermissionDenied(_))
+        ));
+        assert_eq!(backend.get("packs/ab/abcd").expect("still there"), b"pack");
+        // Coordination records stay deletable.
+        backend.delete("writers/w1").expect("delete writer");
+        backend
+    });
+    let pack_until = moto
+        .retain_until("worm", "repo/packs/ab/abcd")
+        .expect("the pack is retained");
+    assert!(moto.retain_until("worm", "repo/object-lock").is_some());
+    let left = parse_time(&pack_until) - time::OffsetDateTime::now_utc();
+    assert!(
+        left > time::Duration::hours(47) && left <= time::Duration::hours(48),
+        "retained {left} more"
+    );
+}
+
+#[test]
+fn retention_is_extended_from_now() {
+    let moto = Moto::start();
+    moto.create_locked_bucket("extend");
+    let config = moto.config("extend", "repo");
+    let backend = within(60, "put", move || {
+        let backend = S3Backend::create(config).expect("create");
+        backend.enable_retention(1).expect("enable");
+        backend.put("index/i1", b"index").expect("put");
+        backend
+    });
+    let first = moto
+        .retain_until("extend", "repo/index/i1")
+        .expect("retained");
+    std::thread::sleep(std::time::Duration::from_millis(1_100));
+    let backend = within(60, "retain", move || {
+        backend.retain(&["index/i1".to_string()]).expect("retain");
+        assert!(matches!(
+            backend.retain(&["index/missing".to_string()]),
+            Err(BackendError::NotFound(_) | BackendError::Io { .. })
+        ));
+        backend
+    });
+    drop(backend);
+    let second = moto
+        .retain_until("extend", "repo/index/i1")
+        .expect("retained");
+    assert!(
+        parse_time(&second) > parse_time(&first),
+        "{first} then {second}"
+    );
+}
+
+fn parse_time(s: &str) -> time::OffsetDateTime {
+    time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339)
+        .unwrap_or_else(|e| panic!("retain-until {s:?}: {e}"))
+}

@@ -34,6 +34,10 @@ pub struct Args {
     /// Objects transferred at the same time.
     #[arg(long, default_value_t = 4)]
     parallel: usize,
+    /// s3:// destinations: retain what restores need N days (COMPLIANCE Object Lock, as
+    /// `init --object-lock-days`; the bucket must have Object Lock).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=36500))]
+    object_lock_days: Option<u32>,
     #[arg(long)]
     json: bool,
 }
@@ -107,6 +111,7 @@ pub fn run(a: Args) -> anyhow::Result<Outcome> {
             RepoUrl::Local(dir) => Some(dir),
             RepoUrl::Sftp { .. } | RepoUrl::S3 { .. } => None,
         },
+        object_lock_days: a.object_lock_days,
     };
     let progress = output::Bar::new("copying");
     let result = copy_repository(&src, dst.as_ref(), &opts, &progress);

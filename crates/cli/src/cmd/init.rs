@@ -2,7 +2,8 @@ use std::path::PathBuf;
 
 use anyhow::{bail, Context};
 use serde::Serialize;
-use vtool_snapshot::{keys, Repository};
+use vtool_snapshot::{keys, InitOptions, Repository};
+use vtool_transfer::LockSupport;
 
 use super::RepoArg;
 use crate::{output, Outcome};
@@ -20,6 +21,11 @@ pub struct Args {
     /// Also encrypt to this age public key (e.g. a cold identity kept elsewhere).
     #[arg(long = "recipient")]
     recipients: Vec<String>,
+    /// s3:// only: keep every object restores need from deletion for N days (COMPLIANCE
+    /// Object Lock; the bucket must have Object Lock enabled). Each prune extends it for
+    /// what remaining snapshots need.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=36500))]
+    object_lock_days: Option<u32>,
     #[arg(long)]
     json: bool,
 }
@@ -34,6 +40,12 @@ struct InitReport {
     /// Object stores: whether conditional puts are honoured (see `doc/FORMAT.md`, config).
     #[serde(skip_serializing_if = "Option::is_none")]
     conditional_put: Option<bool>,
+    /// Object stores: whether the bucket has Object Lock.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    object_lock: Option<bool>,
+    /// Days every object restores need is retained.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    object_lock_days: Option<u32>,
 }
 
 pub fn run(a: Args) -> anyhow::Result<Outcome> {
@@ -72,7 +84,12 @@ pub fn run(a: Args) -> anyhow::Result<Outcome> {
     }
     let new = vtool_transfer::url::create(&a.repo.repo)
         .with_context(|| format!("cannot create repository at {}", a.repo.repo))
-        .and_then(|backend| Ok(Repository::init(backend, recipients)?));
+        .and_then(|backend| {
+            let opts = InitOptions {
+                object_lock_days: a.object_lock_days,
+            };
+            Ok(Repository::init_with(backend, recipients, &opts)?)
+        });
     let new = match new {
         Ok(new) => new,
         Err(e) => {
@@ -91,6 +108,8 @@ pub fn run(a: Args) -> anyhow::Result<Outcome> {
         identity: a.identity_out.clone(),
         backup_key: a.backup_key_out.clone(),
         conditional_put: new.repo.config().conditional_put,
+        object_lock: new.object_lock.as_ref().map(|l| *l == LockSupport::Enabled),
+        object_lock_days: new.repo.backend().retention_days(),
     };
     if a.json {
         output::print_json(&report)?;
@@ -113,6 +132,19 @@ pub fn run(a: Args) -> anyhow::Result<Outcome> {
                  and two concurrent inits of this prefix could both succeed"
             ),
             None => {}
+        }
+        match (&new.object_lock, report.object_lock_days) {
+            (Some(_), Some(days)) => println!(
+                "object lock:      every object restores need is retained {days} days (COMPLIANCE); run prune at least every {} days so that it never lapses",
+                (days / 2).max(1)
+            ),
+            (Some(LockSupport::Enabled), None) => println!(
+                "object lock:      the bucket has it, but this repository retains nothing (give --object-lock-days N at init)"
+            ),
+            (Some(LockSupport::Absent(why)), None) => println!(
+                "object lock:      NOT available ({why}): the store cannot refuse deletes, so a stolen backup host can delete backups"
+            ),
+            (None, _) => {}
         }
         println!(
             "backup key:       {}  <- give this to backup hosts",

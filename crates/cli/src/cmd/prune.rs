@@ -107,6 +107,13 @@ pub fn run(a: Args) -> anyhow::Result<Outcome> {
         } else {
             "deleted"
         };
+        if let Some(until) = &report.retained_until {
+            println!(
+                "object lock: {} {} object(s) still needed retained until {until}",
+                if report.dry_run { "would keep" } else { "kept" },
+                report.retained
+            );
+        }
         for p in &report.purged {
             println!(
                 "trash {}: {verb} {} snapshot(s), {} index file(s), {} pack(s) ({}){}",
@@ -154,6 +161,11 @@ pub fn run(a: Args) -> anyhow::Result<Outcome> {
         }
     }
     if let Some(first) = report.refused.first() {
+        if report.retained_until.is_some() {
+            bail!(
+                "the storage refused to delete {first}; nothing further was deleted. The bucket's Object Lock still retains it (a longer bucket default retention, or clocks far apart): a later prune deletes it once its retention has ended"
+            );
+        }
         bail!(
             "the storage refused to delete {first}; nothing further was deleted. If the account is append-only or the bucket has Object Lock, that is its protection working: run prune where deleting is allowed"
         );

@@ -11,6 +11,7 @@
 
 mod condemn;
 mod purge;
+mod retain;
 mod state;
 
 use serde::Serialize;
@@ -103,6 +104,11 @@ pub struct PruneReport {
     /// Deletions the storage refused (an append-only account or Object Lock): nothing
     /// further was deleted.
     pub refused: Vec<String>,
+    /// Object Lock: objects whose retention this run extended (would, in a dry run).
+    pub retained: usize,
+    /// Until when they are now retained.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retained_until: Option<String>,
     pub notes: Vec<String>,
 }
 
@@ -138,6 +144,8 @@ pub fn prune(
             t.waiting = Some(trash::put_waiting(repo.backend(), key, &t.id)?);
         }
     }
+    // Before anything is condemned: see `retain` for why that order matters.
+    retain::extend(repo, &state, opts, &mut report, progress)?;
     purge::purge(repo, &mut state, opts, &mut report, progress)?;
     if report.refused.is_empty() && !report.purged.is_empty() && !opts.dry_run {
         report.notes.append(&mut state.notes);

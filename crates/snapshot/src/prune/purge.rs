@@ -5,6 +5,7 @@ use std::collections::{HashMap, HashSet};
 use time::OffsetDateTime;
 use vtool_transfer::{Backend, BackendError};
 
+use super::retain;
 use super::state::{prefix, read_index, State};
 use super::{Pending, PruneOptions, PruneReport, Purged};
 use crate::pack::read_trailer;
@@ -51,6 +52,14 @@ fn due(
             "in its grace period until {} (undo with `vtool prune --undo`)",
             crate::format_time(ends_at)
         )));
+    }
+    if let Some(retained) = retain::due_after(t.record.time, backend.retention_days()) {
+        if now < retained {
+            return Ok(Some(format!(
+                "its objects are retained by the store's Object Lock until about {}",
+                crate::format_time(retained)
+            )));
+        }
     }
     let mut running = Vec::new();
     for id in &waiting.writers {

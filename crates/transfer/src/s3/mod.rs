@@ -22,15 +22,28 @@
 //!   connections), time out instead of hanging, and at most [`S3Config::connections`] run at
 //!   once. OpenDAL pages listings (1,000 keys a page) and batches deletes.
 //!
+//! * Object Lock ([`lock`]): a location initialised with `--object-lock-days N` holds an
+//!   `object-lock` object naming N; from then on every object written under `config`,
+//!   `keys/`, `packs/`, `index/`, `snapshots/` and `refs/` gets a COMPLIANCE retention of N
+//!   days, and [`Backend::retain`] extends it. Deletes remove the object's version, so the
+//!   store refuses them (403) while it is retained, instead of hiding it behind a delete
+//!   marker.
+//!
 //! The backend runs its own tokio runtime; call it from ordinary threads (not from inside an
 //! async runtime).
 
+mod lock;
+
 use std::future::IntoFuture;
+use std::sync::OnceLock;
 use std::time::Duration;
 
-use futures::TryStreamExt;
+use futures::{StreamExt, TryStreamExt};
 use opendal::layers::{ConcurrentLimitLayer, RetryLayer, TimeoutLayer};
 use opendal::{ErrorKind, Operator};
+
+use lock::LockClient;
+pub use lock::LockSupport;
 
 use crate::temp::validate_temp_name;
 use crate::{validate_name, Backend, BackendError, ObjectInfo, TempFile};
@@ -90,6 +103,34 @@ pub struct S3Backend {
     op: Operator,
     runtime: tokio::runtime::Runtime,
     location: String,
+    lock: LockClient,
+    /// Days of retention given to what is written, from the `object-lock` object.
+    retention: OnceLock<u32>,
+}
+
+/// The `object-lock` object: this location's retention, written by `init`.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ObjectLockFile {
+    /// Always `"vtool-object-lock"`.
+    kind: String,
+    version: u32,
+    /// COMPLIANCE retention of each retained object, from its write or last extension.
+    days: u32,
+}
+
+const OBJECT_LOCK: &str = "object-lock";
+
+/// Retention is at most a century: anything longer is not a setting of ours.
+const MAX_RETENTION_DAYS: u32 = 36_500;
+
+/// The top-level names whose objects get retention: what restores need, not the records
+/// that coordinate writers and prunes (which must stay deletable) nor evidence records.
+pub const RETAINED: [&str; 6] = ["config", "keys", "packs", "index", "snapshots", "refs"];
+
+fn is_retained(name: &str) -> bool {
+    let top = name.split('/').next().unwrap_or(name);
+    top == OBJECT_LOCK || RETAINED.contains(&top)
 }
 
 impl S3Backend {
@@ -148,11 +189,62 @@ impl S3Backend {
             .enable_all()
             .build()
             .map_err(|e| BackendError::from_io("start runtime for", &location, e))?;
-        Ok(S3Backend {
+        let lock = LockClient::new(&config, &region, &location)?;
+        let backend = S3Backend {
             op,
             runtime,
             location,
-        })
+            lock,
+            retention: OnceLock::new(),
+        };
+        if let Some(days) = backend.read_object_lock()? {
+            let _ = backend.retention.set(days);
+        }
+        Ok(backend)
+    }
+
+    /// The location's retention from its `object-lock` object, if it has one.
+    fn read_object_lock(&self) -> Result<Option<u32>, BackendError> {
+        let data = match self.block(self.op.read(OBJECT_LOCK)) {
+            Ok(buf) => buf.to_vec(),
+            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(self.error("read", OBJECT_LOCK, e)),
+        };
+        let damaged = |why: String| {
+            BackendError::Other(format!(
+                "{OBJECT_LOCK} in {} is damaged ({why}); it must hold {{\"kind\":\"vtool-object-lock\",\"version\":1,\"days\":N}}",
+                self.location
+            ))
+        };
+        let file: ObjectLockFile =
+            serde_json::from_slice(&data).map_err(|e| damaged(e.to_string()))?;
+        if file.kind != "vtool-object-lock" || file.version != 1 {
+            return Err(damaged(format!(
+                "kind {:?} version {}",
+                file.kind, file.version
+            )));
+        }
+        if !(1..=MAX_RETENTION_DAYS).contains(&file.days) {
+            return Err(damaged(format!("{} days", file.days)));
+        }
+        Ok(Some(file.days))
+    }
+
+    /// Remove `name` for good: on a versioned bucket (Object Lock needs one) its version,
+    /// which the store refuses while retained; a plain delete would only add a marker.
+    fn delete_object(&self, name: &str) -> Result<(), BackendError> {
+        let meta = match self.block(self.op.stat(name)) {
+            Ok(meta) => meta,
+            Err(e) if e.kind() == ErrorKind::NotFound => {
+                return Err(BackendError::NotFound(name.to_string()))
+            }
+            Err(e) => return Err(self.error("stat", name, e)),
+        };
+        let deleted = match meta.version() {
+            Some(version) => self.block(self.op.delete_with(name).version(version)),
+            None => self.block(self.op.delete(name)),
+        };
+        deleted.map_err(|e| self.error("delete", name, e))
     }
 
     /// Run one OpenDAL operation to completion on the backend's runtime.
@@ -203,6 +295,11 @@ impl S3Backend {
     }
 }
 
+/// The end of a retention of `days` starting now.
+fn until(days: u32) -> time::OffsetDateTime {
+    time::OffsetDateTime::now_utc() + time::Duration::days(i64::from(days))
+}
+
 /// OpenDAL's process-wide HTTP transport: reqwest over rustls with ring (as for SSH; no
 /// aws-lc build). The first installed provider and transport win, so calling again is harmless.
 fn install_transport() {
@@ -232,8 +329,13 @@ impl Backend for S3Backend {
             return Err(BackendError::AlreadyExists(name.to_string()));
         }
         self.block(self.op.write_with(name, data.to_vec()).if_not_exists(true))
-            .map(|_| ())
-            .map_err(|e| self.error("write", name, e))
+            .map_err(|e| self.error("write", name, e))?;
+        match self.retention.get() {
+            // A crash between the two requests leaves the object unretained until the next
+            // prune, which extends everything the snapshots need.
+            Some(days) if is_retained(name) => self.block(self.lock.retain(name, until(*days))),
+            _ => Ok(()),
+        }
     }
 
     /// Two conditional PUTs of one probe name (outside the repository's directories), then
@@ -251,9 +353,65 @@ impl Backend for S3Backend {
             Ok(()) => false,
             Err(e) => return Err(e),
         };
-        // A bucket with Object Lock may keep it; it is outside every listed directory.
-        let _ = self.block(self.op.delete(&name));
+        // Outside every listed directory; a bucket's default retention may keep it.
+        let _ = self.delete_object(&name);
         Ok(Some(honoured))
+    }
+
+    fn probe_object_lock(&self) -> Result<Option<LockSupport>, BackendError> {
+        self.block(self.lock.support()).map(Some)
+    }
+
+    fn retention_days(&self) -> Option<u32> {
+        self.retention.get().copied()
+    }
+
+    fn enable_retention(&self, days: u32) -> Result<(), BackendError> {
+        if !(1..=MAX_RETENTION_DAYS).contains(&days) {
+            return Err(BackendError::Other(format!(
+                "an Object Lock retention of {days} days is outside 1..={MAX_RETENTION_DAYS}"
+            )));
+        }
+        if let LockSupport::Absent(why) = self.block(self.lock.support())? {
+            return Err(BackendError::Unsupported {
+                op: "Object Lock",
+                location: format!(
+                    "{} ({why}); create the bucket with Object Lock enabled (e.g. aws s3api create-bucket --object-lock-enabled-for-bucket), or leave out --object-lock-days",
+                    self.location
+                ),
+            });
+        }
+        if self.retention.set(days).is_err() {
+            return Err(BackendError::AlreadyExists(OBJECT_LOCK.to_string()));
+        }
+        let file = ObjectLockFile {
+            kind: "vtool-object-lock".into(),
+            version: 1,
+            days,
+        };
+        let data = serde_json::to_vec(&file).map_err(|e| BackendError::Other(e.to_string()))?;
+        self.put(OBJECT_LOCK, &data)
+    }
+
+    /// Up to [`S3Config::connections`] retention requests at once.
+    fn retain(&self, names: &[String]) -> Result<(), BackendError> {
+        let Some(days) = self.retention.get().copied() else {
+            return Err(BackendError::Unsupported {
+                op: "retention (it was not initialised with --object-lock-days)",
+                location: self.location.clone(),
+            });
+        };
+        let until = until(days);
+        for name in names {
+            validate_name(name)?;
+        }
+        self.block(async {
+            futures::stream::iter(names.iter().map(|name| self.lock.retain(name, until)))
+                .buffer_unordered(16)
+                .try_collect::<Vec<()>>()
+                .await
+        })
+        .map(|_| ())
     }
 
     fn get(&self, name: &str) -> Result<Vec<u8>, BackendError> {
@@ -319,12 +477,8 @@ impl Backend for S3Backend {
 
     fn delete(&self, name: &str) -> Result<(), BackendError> {
         validate_name(name)?;
-        // S3 deletes a missing key without complaint; the trait reports it.
-        if self.size(name)?.is_none() {
-            return Err(BackendError::NotFound(name.to_string()));
-        }
-        self.block(self.op.delete(name))
-            .map_err(|e| self.error("delete", name, e))
+        // S3 deletes a missing key without complaint; the trait reports it (the stat).
+        self.delete_object(name)
     }
 
     fn can_rename(&self) -> bool {
