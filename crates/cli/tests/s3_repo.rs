@@ -16,14 +16,15 @@ use vtool_testkit::tree::{assert_same, Compare};
 const PUBKEY: &str = "0xa1b2c3d4e5f60718293a4b5c6d7e8f90a1b2c3d4e5f60718293a4b5c6d7e8f90a1b2c3d4e5f60718293a4b5c6d7e8f90";
 
 fn s3_env(env: &mut Env, moto: &Moto) {
-    env.vars = moto
-        .env()
-        .into_iter()
-        .map(|(k, v)| (k.to_string(), v))
-        .collect();
+    set_env(env, moto.env());
 }
 
-fn node(root: &Path) {
+/// Point `env`'s vtool runs at an S3 store through these variables.
+pub(crate) fn set_env(env: &mut Env, vars: Vec<(&'static str, String)>) {
+    env.vars = vars.into_iter().map(|(k, v)| (k.to_string(), v)).collect();
+}
+
+pub(crate) fn node(root: &Path) {
     let keys = root.join("validators").join(PUBKEY);
     fs::create_dir_all(&keys).expect("mkdir");
     fs::create_dir_all(root.join("chaindata")).expect("mkdir");
@@ -37,7 +38,7 @@ fn node(root: &Path) {
 }
 
 /// Restore `repo` (any URL) with --verify and require it identical to `source`, modes included.
-fn restore_identical(env: &Env, repo: &str, target: &Path, source: &Path) {
+pub(crate) fn restore_identical(env: &Env, repo: &str, target: &Path, source: &Path) {
     let id = env.identity();
     let out = env.run(&[
         "restore",
@@ -60,7 +61,7 @@ fn restore_identical(env: &Env, repo: &str, target: &Path, source: &Path) {
     assert_same(source, &target.join("node"), Compare::CONTENTS_AND_MODES);
 }
 
-fn check_read_data(env: &Env, repo: &str) {
+pub(crate) fn check_read_data(env: &Env, repo: &str) {
     let id = env.identity();
     let check: Value = env.json(&[
         "check",

@@ -10,6 +10,7 @@ mod custody;
 mod damage;
 mod drill;
 mod fuzz;
+mod garage_repo;
 mod gate;
 mod hostile;
 mod liveness;

@@ -5,6 +5,7 @@
 
 pub mod beacon;
 pub mod etcd;
+pub mod garage;
 pub mod keymanager;
 pub mod moto;
 pub mod node;

@@ -23,29 +23,7 @@ fn listing_goes_past_one_page() {
     let config = moto.config("many", "repo");
     within(300, "1,205 puts and a listing", move || {
         let backend = S3Backend::create(config).expect("create");
-        std::thread::scope(|s| {
-            for t in 0..8 {
-                let backend = &backend;
-                s.spawn(move || {
-                    for i in (t..1_205).step_by(8) {
-                        backend
-                            .put(&format!("packs/{:02x}/obj{i:04}", i % 256), b"x")
-                            .expect("put");
-                    }
-                });
-            }
-        });
-        backend.put("config", b"{}").expect("put config");
-        let mut names: Vec<String> = backend
-            .list("packs")
-            .expect("list")
-            .into_iter()
-            .map(|o| o.name)
-            .collect();
-        names.sort();
-        names.dedup();
-        assert_eq!(names.len(), 1_205);
-        assert!(names.contains(&"packs/04/obj1028".to_string()));
+        conformance::listing_past_one_page(&backend);
     });
 }
 

@@ -189,7 +189,10 @@ impl LockClient {
                 Ok(response) => {
                     let status = response.status().as_u16();
                     match response.bytes().await {
-                        Ok(bytes) if status < 500 => return Ok((status, bytes.to_vec())),
+                        // 501: the store has no such request, an answer and not a fault.
+                        Ok(bytes) if status < 500 || status == 501 => {
+                            return Ok((status, bytes.to_vec()))
+                        }
                         Ok(bytes) => {
                             format!("{status} {}", error_code(&String::from_utf8_lossy(&bytes)))
                         }

@@ -59,6 +59,8 @@ pub struct S3Config {
     pub endpoint: Option<String>,
     /// `endpoint/bucket/key` addressing, which self-hosted stores usually need.
     pub path_style: bool,
+    /// Region to sign for; `None`: `AWS_REGION`, `AWS_DEFAULT_REGION`, else `us-east-1`.
+    pub region: Option<String>,
     /// Access key id and secret; `None`: the AWS chain (environment, profile files).
     pub static_key: Option<(String, String)>,
     /// Requests in flight at once.
@@ -76,6 +78,7 @@ impl S3Config {
             prefix: prefix.into().trim_matches('/').to_string(),
             endpoint: None,
             path_style: false,
+            region: None,
             static_key: None,
             connections: 16,
             retries: 5,
@@ -158,9 +161,12 @@ impl S3Backend {
             prefix => format!("s3://{}/{prefix}", config.bucket),
         };
         install_transport();
-        let region = std::env::var("AWS_REGION")
-            .or_else(|_| std::env::var("AWS_DEFAULT_REGION"))
-            .unwrap_or_else(|_| "us-east-1".to_string());
+        let region = config
+            .region
+            .clone()
+            .or_else(|| std::env::var("AWS_REGION").ok())
+            .or_else(|| std::env::var("AWS_DEFAULT_REGION").ok())
+            .unwrap_or_else(|| "us-east-1".to_string());
         let mut builder = opendal::services::S3::default()
             .bucket(&config.bucket)
             .root(&format!("/{}", config.prefix))
@@ -278,10 +284,11 @@ impl S3Backend {
                 "{name} in {} (the store refused {op}: {e})",
                 self.location
             )),
+            // The store's own words (code and message), not OpenDAL's request dump.
             _ => BackendError::Io {
                 op,
                 name: format!("{name} in {}", self.location),
-                source: std::io::Error::other(e),
+                source: std::io::Error::other(store_says(&e)),
             },
         }
     }
@@ -292,6 +299,35 @@ impl S3Backend {
             Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
             Err(e) => Err(self.error("stat", name, e)),
         }
+    }
+}
+
+/// An S3 error as `<Code>: <Message>` when the store sent one, else OpenDAL's message; with
+/// a note when the retry layer gave up on a transient error (OpenDAL marks it persistent).
+fn store_says(e: &opendal::Error) -> String {
+    let text = e.message();
+    // A quoted Debug string: up to the first quote not escaped, unescaped.
+    let field = |name: &str| {
+        let start = text.find(&format!("{name}: \""))? + name.len() + 3;
+        let mut out = String::new();
+        let mut chars = text[start..].chars();
+        while let Some(c) = chars.next() {
+            match c {
+                '"' => return Some(out),
+                '\\' => out.push(chars.next()?),
+                c => out.push(c),
+            }
+        }
+        None
+    };
+    let said = match (field("code"), field("message")) {
+        (Some(code), Some(message)) => format!("{code}: {message}"),
+        _ => text.to_string(),
+    };
+    if e.is_persistent() {
+        format!("{said} (gave up after retries)")
+    } else {
+        said
     }
 }
 
