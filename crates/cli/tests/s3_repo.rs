@@ -272,3 +272,29 @@ fn object_lock_retains_the_repository_and_prune_waits_for_it() {
     // Copies carry snapshots, never trash: the forgotten one is there too.
     assert_eq!(listed.as_array().map(Vec::len), Some(2), "{listed:#}");
 }
+
+/// Backup and restore through a network that answers 503 SlowDown, resets connections and
+/// cuts bodies short: both complete, and the repository read directly checks clean.
+#[test]
+fn backup_and_restore_through_injected_faults_store_and_return_exact_bytes() {
+    use vtool_testkit::faulty::FaultyProxy;
+    let moto = Moto::start();
+    moto.create_bucket("flaky");
+    let proxy = FaultyProxy::start(moto.port, 7);
+    let mut env = Env::new();
+    let vars = moto.env().into_iter().map(|(k, v)| match k {
+        "VTOOL_S3_ENDPOINT" => (k, proxy.endpoint()),
+        _ => (k, v),
+    });
+    set_env(&mut env, vars.collect());
+    env.repo_url = Some("s3://flaky/repo".into());
+    env.init();
+    let source = env.path("node");
+    node(&source);
+    env.backup(&[s(&source)]);
+    let repo = env.repo();
+    restore_identical(&env, &repo, &env.path("restored"), &source);
+    assert!(proxy.log().len() >= 3, "{:?}", proxy.log());
+    s3_env(&mut env, &moto);
+    check_read_data(&env, &repo);
+}

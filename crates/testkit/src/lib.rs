@@ -5,6 +5,7 @@
 
 pub mod beacon;
 pub mod etcd;
+pub mod faulty;
 pub mod garage;
 pub mod keymanager;
 pub mod moto;

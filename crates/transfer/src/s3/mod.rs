@@ -67,6 +67,8 @@ pub struct S3Config {
     pub connections: usize,
     /// Retries of a failed request.
     pub retries: usize,
+    /// Wait before the first retry; it doubles (with jitter) for each next one, up to 60 s.
+    pub retry_delay: Duration,
     /// Limit for one request without I/O progress.
     pub timeout: Duration,
 }
@@ -82,6 +84,7 @@ impl S3Config {
             static_key: None,
             connections: 16,
             retries: 5,
+            retry_delay: Duration::from_secs(1),
             timeout: Duration::from_secs(60),
         }
     }
@@ -187,6 +190,7 @@ impl S3Backend {
             .layer(
                 RetryLayer::new()
                     .with_jitter()
+                    .with_min_delay(config.retry_delay)
                     .with_max_times(config.retries),
             )
             .layer(ConcurrentLimitLayer::new(config.connections.max(1)));
@@ -352,6 +356,9 @@ impl Backend for S3Backend {
 
     /// One PUT with `If-None-Match: *`, after a HEAD of the name.
     ///
+    /// A put refused by the condition although the HEAD found nothing is read back: holding
+    /// exactly `data`, it is this put's own write whose answer was lost and retried.
+    ///
     /// A server that honours the condition (AWS, moto) refuses an existing name atomically
     /// (412). One that ignores it (Garage) would overwrite, so the HEAD before refuses names
     /// that already exist. What the HEAD leaves open is two writers racing for one name, and
@@ -364,8 +371,17 @@ impl Backend for S3Backend {
         if self.size(name)?.is_some() {
             return Err(BackendError::AlreadyExists(name.to_string()));
         }
-        self.block(self.op.write_with(name, data.to_vec()).if_not_exists(true))
-            .map_err(|e| self.error("write", name, e))?;
+        let written = self
+            .block(self.op.write_with(name, data.to_vec()).if_not_exists(true))
+            .map_err(|e| self.error("write", name, e));
+        match written {
+            Ok(_) => {}
+            // Absent at the HEAD, present now: another writer, or this write itself, stored
+            // and then retried after its answer was lost (the retry meets the condition).
+            // Only the stored bytes tell them apart.
+            Err(BackendError::AlreadyExists(_)) if self.get(name)? == data => {}
+            Err(e) => return Err(e),
+        }
         match self.retention.get() {
             // A crash between the two requests leaves the object unretained until the next
             // prune, which extends everything the snapshots need.
