@@ -298,3 +298,49 @@ fn backup_and_restore_through_injected_faults_store_and_return_exact_bytes() {
     s3_env(&mut env, &moto);
     check_read_data(&env, &repo);
 }
+
+/// SFTP to S3 and back: each copy restores identical, a re-run copies nothing, and a copy
+/// into a destination that lost objects brings back exactly those.
+#[test]
+fn copies_between_sftp_and_s3_resume_and_restore_identical() {
+    use vtool_testkit::sshd::Sshd;
+    use vtool_transfer::{Backend, S3Backend};
+    let server = Sshd::start();
+    let moto = Moto::start();
+    moto.create_bucket("vault");
+    let mut env = Env::new();
+    s3_env(&mut env, &moto);
+    env.vars.extend(crate::sftp_repo::ssh_vars(&server));
+    let sftp = server.url(&server.dir.path().join("repo"));
+    env.repo_url = Some(sftp.clone());
+    env.init();
+    let source = env.path("node");
+    node(&source);
+    env.backup(&[s(&source)]);
+    let s3 = "s3://vault/copy";
+    let back = server.url(&server.dir.path().join("back"));
+    for (from, to) in [(sftp.as_str(), s3), (s3, back.as_str())] {
+        let copied = env.json(&["copy", "--from", from, "--to", to, "--json"]);
+        let total = copied["total"]["copied_objects"].as_u64().unwrap_or(0);
+        assert!(total > 0, "{copied:#}");
+        let again = env.json(&["copy", "--from", from, "--to", to, "--json"]);
+        assert_eq!(again["total"]["copied_objects"], 0, "{again:#}");
+        check_read_data(&env, to);
+    }
+    restore_identical(&env, s3, &env.path("from-s3"), &source);
+    restore_identical(&env, &back, &env.path("from-back"), &source);
+
+    // As if a copy had been interrupted: the destination lacks its packs and snapshots.
+    let dest = S3Backend::open(moto.config("vault", "copy")).expect("open");
+    let mut lost = 0;
+    for dir in ["packs", "snapshots"] {
+        for o in dest.list(dir).expect("list") {
+            dest.delete(&o.name).expect("delete");
+            lost += 1;
+        }
+    }
+    let resumed = env.json(&["copy", "--from", &sftp, "--to", s3, "--json"]);
+    assert_eq!(resumed["total"]["copied_objects"], lost, "{resumed:#}");
+    check_read_data(&env, s3);
+    restore_identical(&env, s3, &env.path("from-s3-again"), &source);
+}

@@ -14,13 +14,18 @@ use vtool_testkit::sshd::{self, Sshd};
 use vtool_testkit::tree::{assert_same, Compare};
 
 fn ssh_env(env: &mut Env, server: &Sshd) {
-    env.vars = vec![
+    env.vars = ssh_vars(server);
+}
+
+/// What vtool needs to reach `server`: its client key and known_hosts.
+pub(crate) fn ssh_vars(server: &Sshd) -> Vec<(String, String)> {
+    vec![
         ("VTOOL_SSH_KEY".into(), s(&server.user_key).into()),
         (
             "VTOOL_SSH_KNOWN_HOSTS".into(),
             s(&server.known_hosts).into(),
         ),
-    ];
+    ]
 }
 
 fn node(root: &Path) {
