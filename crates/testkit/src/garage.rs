@@ -21,6 +21,7 @@ struct Node {
     config: PathBuf,
     s3_port: u16,
     rpc_port: u16,
+    admin_port: u16,
     child: Option<Child>,
 }
 
@@ -86,6 +87,7 @@ api_bind_addr = "127.0.0.1:{admin_port}"
                 config,
                 s3_port,
                 rpc_port,
+                admin_port,
                 child: None,
             });
         }
@@ -190,6 +192,31 @@ api_bind_addr = "127.0.0.1:{admin_port}"
             "--key",
             &self.key.0,
         ]);
+    }
+
+    /// S3 requests of kind `endpoint` (`PutObject`, `DeleteObjects`, …) the running nodes
+    /// have served, from their Prometheus metrics (`api_s3_request_counter`).
+    pub fn requests(&self, endpoint: &str) -> u64 {
+        use std::io::{Read, Write};
+        let wanted = format!("api_s3_request_counter{{api_endpoint=\"{endpoint}\"}}");
+        let mut total = 0;
+        for node in self.nodes.iter().filter(|n| n.child.is_some()) {
+            let mut stream =
+                std::net::TcpStream::connect(("127.0.0.1", node.admin_port)).expect("admin API");
+            write!(
+                stream,
+                "GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+            )
+            .expect("request metrics");
+            let mut text = String::new();
+            stream.read_to_string(&mut text).expect("metrics");
+            total += text
+                .lines()
+                .filter_map(|l| l.strip_prefix(&wanted))
+                .filter_map(|v| v.trim().parse::<u64>().ok())
+                .sum::<u64>();
+        }
+        total
     }
 
     /// Node 0's S3 endpoint (the one clients talk to; kill the others).

@@ -49,6 +49,7 @@ pub fn run_all(b: &dyn Backend, root: Option<&Path>) {
     missing_objects(b);
     refuses_bad_names(b);
     delete_and_rename(b);
+    delete_many(b);
     large_object(b);
     match root {
         Some(root) => temp_files(b, root),
@@ -170,6 +171,27 @@ fn delete_and_rename(b: &dyn Backend) {
     assert_eq!(b.stat("mv/src").expect("stat"), None);
     b.delete("mv/new/dst").expect("delete");
     assert_eq!(b.stat("mv/new/dst").expect("stat"), None);
+}
+
+fn delete_many(b: &dyn Backend) {
+    let names: Vec<String> = (0..5).map(|i| format!("many/{i}")).collect();
+    for n in &names[..4] {
+        b.put(n, b"x").expect("put");
+    }
+    b.put("many-kept", b"k").expect("put");
+    // The fifth was never stored: missing names are no error.
+    b.delete_many(&names).expect("delete many");
+    assert!(
+        b.list("many").expect("list").is_empty(),
+        "delete_many left objects"
+    );
+    assert_eq!(b.get("many-kept").expect("get"), b"k");
+    b.delete_many(&[]).expect("delete nothing");
+    assert!(matches!(
+        b.delete_many(&["../escape".to_string()]),
+        Err(BackendError::InvalidName { .. })
+    ));
+    b.delete("many-kept").expect("delete");
 }
 
 fn large_object(b: &dyn Backend) {

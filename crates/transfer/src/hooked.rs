@@ -90,6 +90,9 @@ where
     fn delete(&self, name: &str) -> Result<(), BackendError> {
         self.inner.delete(name)
     }
+    fn delete_many(&self, names: &[String]) -> Result<(), BackendError> {
+        self.inner.delete_many(names)
+    }
     fn can_rename(&self) -> bool {
         self.inner.can_rename()
     }

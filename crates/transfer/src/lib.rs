@@ -89,6 +89,13 @@ pub trait Backend: Send + Sync {
     /// Remove an object. Removing a missing object is [`BackendError::NotFound`].
     fn delete(&self, name: &str) -> Result<(), BackendError>;
 
+    /// Remove many objects in as few requests as the store allows (S3: DeleteObjects, up to
+    /// 1,000 names a request). Missing objects are not an error. On failure some of the
+    /// names may be gone.
+    fn delete_many(&self, names: &[String]) -> Result<(), BackendError> {
+        delete_each(self, names)
+    }
+
     /// Whether [`Backend::rename`] works. Object stores have no rename (copy and delete is
     /// not atomic), so no write path may depend on it: objects are written once, whole,
     /// under their final name.
@@ -148,6 +155,17 @@ pub trait Backend: Send + Sync {
     fn remove_temp(&self, name: &str) -> Result<(), BackendError>;
 }
 
+/// [`Backend::delete_many`] one object at a time, in order, stopping at the first failure.
+pub fn delete_each<B: Backend + ?Sized>(b: &B, names: &[String]) -> Result<(), BackendError> {
+    for name in names {
+        match b.delete(name) {
+            Ok(()) | Err(BackendError::NotFound(_)) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
 /// A smart pointer to a backend is a backend: a `Box<dyn Backend>` can be passed on, and an
 /// `Arc<dyn Backend>` shared with an owner such as a `Repository` while still used directly.
 macro_rules! forward_backend {
@@ -173,6 +191,9 @@ macro_rules! forward_backend {
             }
             fn delete(&self, name: &str) -> Result<(), BackendError> {
                 (**self).delete(name)
+            }
+            fn delete_many(&self, names: &[String]) -> Result<(), BackendError> {
+                (**self).delete_many(names)
             }
             fn can_rename(&self) -> bool {
                 (**self).can_rename()

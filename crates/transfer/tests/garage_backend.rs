@@ -14,6 +14,8 @@ fn garage_passes_conformance_with_listings_past_one_page() {
         garage.config("conformance", "repo"),
         garage.config("many", "repo"),
     );
+    let garage = std::sync::Arc::new(garage);
+    let cluster = garage.clone();
     within(600, "conformance suite on Garage", move || {
         let backend = S3Backend::create(one).expect("create");
         conformance::run_all(&backend, None);
@@ -23,6 +25,22 @@ fn garage_passes_conformance_with_listings_past_one_page() {
             backend.probe_object_lock().expect("probe"),
             Some(LockSupport::Absent(_))
         ));
-        conformance::listing_past_one_page(&S3Backend::create(many).expect("create"));
+        let many = S3Backend::create(many).expect("create");
+        conformance::listing_past_one_page(&many);
+        // Deletes are batched: 1,205 objects in two DeleteObjects requests, none one by one.
+        let names: Vec<String> = many
+            .list("packs")
+            .expect("list")
+            .into_iter()
+            .map(|o| o.name)
+            .collect();
+        let (batches, singles) = (
+            cluster.requests("DeleteObjects"),
+            cluster.requests("DeleteObject"),
+        );
+        many.delete_many(&names).expect("delete many");
+        assert!(many.list("packs").expect("list").is_empty());
+        assert_eq!(cluster.requests("DeleteObjects") - batches, 2);
+        assert_eq!(cluster.requests("DeleteObject"), singles);
     });
 }

@@ -3,7 +3,7 @@
 use std::collections::{HashMap, HashSet};
 
 use time::OffsetDateTime;
-use vtool_transfer::{Backend, BackendError};
+use vtool_transfer::Backend;
 
 use super::retain;
 use super::state::{prefix, read_index, State};
@@ -167,10 +167,11 @@ pub(super) fn purge(
     for t in &due_trash {
         let done = summary(t, state, &keep);
         // Snapshots first, packs last: an undo racing this run can only bring back
-        // snapshots whose data is still complete.
-        let mut names: Vec<String> = Vec::new();
+        // snapshots whose data is still complete. Each group is one batch where the store
+        // batches deletes.
+        let mut snapshots: Vec<String> = Vec::new();
         for s in &t.record.snapshots {
-            names.push(FileType::Snapshot.name(s));
+            snapshots.push(FileType::Snapshot.name(s));
             if let Some(r) = state
                 .snapshots
                 .iter()
@@ -178,29 +179,33 @@ pub(super) fn purge(
                 .and_then(|(_, s)| s.refs)
             {
                 if !still_named.contains(&r) {
-                    names.push(FileType::Refs.name(&r));
+                    snapshots.push(FileType::Refs.name(&r));
                 }
             }
         }
-        names.extend(t.record.indexes.iter().map(|i| FileType::Index.name(i)));
-        for p in t.record.packs.iter().filter(|p| !keep.contains(p)) {
-            names.push(FileType::Pack.name(p));
-        }
-        for name in names {
-            match backend.delete(&name) {
-                Ok(()) | Err(BackendError::NotFound(_)) => {}
-                Err(e) => {
-                    report.refused.push(format!("{name}: {e}"));
-                    return Ok(());
-                }
+        let indexes: Vec<String> = t
+            .record
+            .indexes
+            .iter()
+            .map(|i| FileType::Index.name(i))
+            .collect();
+        let gone: Vec<&Id> = t
+            .record
+            .packs
+            .iter()
+            .filter(|p| !keep.contains(p))
+            .collect();
+        let packs: Vec<String> = gone.iter().map(|p| FileType::Pack.name(p)).collect();
+        for group in [snapshots, indexes, packs] {
+            if let Err(e) = backend.delete_many(&group) {
+                let first = group.first().map_or("", String::as_str);
+                report
+                    .refused
+                    .push(format!("{first} (one of {}): {e}", group.len()));
+                return Ok(());
             }
-            if let Some(size) = FileType::Pack
-                .id_of(&name)
-                .and_then(|p| state.present.get(&p))
-            {
-                progress.advance(*size);
-            }
         }
+        progress.advance(gone.iter().filter_map(|p| state.present.get(p)).sum());
         if let Err(e) = trash::remove(backend, &t.id) {
             report
                 .refused

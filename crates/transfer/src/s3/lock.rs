@@ -1,5 +1,5 @@
-//! S3 Object Lock requests OpenDAL does not make: reading the bucket's Object Lock
-//! configuration and setting an object's retention (`PUT <key>?retention`).
+//! S3 requests OpenDAL does not make: reading the bucket's Object Lock and versioning
+//! configurations and setting an object's retention (`PUT <key>?retention`).
 //!
 //! They are signed with AWS SigV4 by reqsign (the signer OpenDAL itself uses, with the
 //! same credential chain: the static key if given, else environment and profile files) and
@@ -106,6 +106,17 @@ impl LockClient {
                 error_code(&body)
             ))),
         }
+    }
+
+    /// `GET /?versioning`: whether the bucket keeps versions (enabled, or suspended with old
+    /// ones kept). Stores without versioning (Garage answers 501) do not.
+    pub(super) async fn versioned(&self) -> Result<bool, BackendError> {
+        let url = format!("{}/?versioning", self.bucket_url);
+        let (status, body) = self.send(http::Method::GET, &url, Vec::new(), "").await?;
+        let body = String::from_utf8_lossy(&body);
+        Ok(status == 200
+            && (body.contains("<Status>Enabled</Status>")
+                || body.contains("<Status>Suspended</Status>")))
     }
 
     /// Keep object `name` (COMPLIANCE mode) until `until`.

@@ -533,6 +533,23 @@ impl Backend for S3Backend {
         self.delete_object(name)
     }
 
+    /// DeleteObjects batches; on a versioned bucket (Object Lock makes one) one version at
+    /// a time instead, as [`Backend::delete`] does, since a batch of plain keys would only
+    /// add delete markers.
+    fn delete_many(&self, names: &[String]) -> Result<(), BackendError> {
+        for name in names {
+            validate_name(name)?;
+        }
+        if names.is_empty() {
+            return Ok(());
+        }
+        if self.block(self.lock.versioned())? {
+            return crate::delete_each(self, names);
+        }
+        self.block(self.op.delete_iter(names.iter().map(String::as_str)))
+            .map_err(|e| self.error("delete", &format!("{} objects", names.len()), e))
+    }
+
     fn can_rename(&self) -> bool {
         false
     }
