@@ -7,6 +7,7 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use rayon::prelude::*;
+use vtool_transfer::Backend;
 
 use crate::index::{BlobLocation, MasterIndex};
 use crate::keys::RestoreKey;
@@ -16,10 +17,11 @@ use crate::sealed::Sealed;
 use crate::{blob, crypto, merkle, tree, Error, FileType, Id, Repository, Result};
 
 /// Threads for work that fetches whole packs (restore, check): fetching blocks on the disk
-/// or network, so one more pack in flight than cores keeps the cores busy meanwhile.
-pub fn pack_fetch_pool() -> Result<rayon::ThreadPool> {
+/// or network, so [`Backend::concurrency`] more packs in flight than cores keep the cores
+/// busy meanwhile.
+pub fn pack_fetch_pool(backend: &dyn Backend) -> Result<rayon::ThreadPool> {
     rayon::ThreadPoolBuilder::new()
-        .num_threads(rayon::current_num_threads() + 1)
+        .num_threads(rayon::current_num_threads() + backend.concurrency())
         .build()
         .map_err(|e| Error::Threads(e.to_string()))
 }
@@ -226,7 +228,7 @@ impl<'a> BlobReader<'a> {
         let mut todo: Vec<usize> = (0..wanted.len())
             .filter(|i| !failed.contains_key(i))
             .collect();
-        let pool = pack_fetch_pool()?;
+        let pool = pack_fetch_pool(self.repo.backend())?;
         for round in 0.. {
             let attempted: Vec<usize> = todo
                 .iter()

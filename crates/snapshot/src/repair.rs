@@ -129,7 +129,7 @@ pub fn repair_index(
 
     let chunker = repo.config().chunker;
     let layout = repo.pack_layout();
-    let pool = crate::reader::pack_fetch_pool()?;
+    let pool = crate::reader::pack_fetch_pool(repo.backend())?;
     let scanned = pool.install(|| {
         todo.par_iter()
             .map(|(id, _)| -> Result<Scanned> {

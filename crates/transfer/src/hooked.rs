@@ -93,6 +93,9 @@ where
     fn delete_many(&self, names: &[String]) -> Result<(), BackendError> {
         self.inner.delete_many(names)
     }
+    fn concurrency(&self) -> usize {
+        self.inner.concurrency()
+    }
     fn can_rename(&self) -> bool {
         self.inner.can_rename()
     }

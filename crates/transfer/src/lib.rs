@@ -96,6 +96,13 @@ pub trait Backend: Send + Sync {
         delete_each(self, names)
     }
 
+    /// How many whole-object transfers are worth running at once besides the CPU's work: a
+    /// network object store, where each request mostly waits, gains from several; a disk
+    /// or one SSH channel does not.
+    fn concurrency(&self) -> usize {
+        1
+    }
+
     /// Whether [`Backend::rename`] works. Object stores have no rename (copy and delete is
     /// not atomic), so no write path may depend on it: objects are written once, whole,
     /// under their final name.
@@ -194,6 +201,9 @@ macro_rules! forward_backend {
             }
             fn delete_many(&self, names: &[String]) -> Result<(), BackendError> {
                 (**self).delete_many(names)
+            }
+            fn concurrency(&self) -> usize {
+                (**self).concurrency()
             }
             fn can_rename(&self) -> bool {
                 (**self).can_rename()

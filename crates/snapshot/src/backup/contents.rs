@@ -89,11 +89,15 @@ impl Engine<'_> {
             drop(batch_tx);
             let (pack_tx, pack_rx) = bounded::<FinishedPack>(1);
             // One packer encrypts faster than the rest of the pipeline produces; each more
-            // would hold another pack in memory (as does the pack queued for the uploader).
-            let workers = [
-                s.spawn(move || self.packer(blob_rx, pack_tx)),
-                s.spawn(move || self.uploader(pack_rx)),
-            ];
+            // would hold another pack in memory (as does the pack queued for the uploaders).
+            // Uploaders as many as the backend keeps busy: each holds the pack it sends.
+            let uploads = self.repo.backend().concurrency().max(1);
+            let mut workers = vec![s.spawn(move || self.packer(blob_rx, pack_tx))];
+            for _ in 0..uploads {
+                let rx = pack_rx.clone();
+                workers.push(s.spawn(move || self.uploader(rx)));
+            }
+            drop(pack_rx);
 
             let mut outcome = Ok(());
             'batches: for batch in batch_rx.iter() {

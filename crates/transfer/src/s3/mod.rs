@@ -20,7 +20,8 @@
 //! * Puts never overwrite: see [`S3Backend::put`].
 //! * Requests are retried with jittered backoff on transient errors (5xx, throttling, dropped
 //!   connections), time out instead of hanging, and at most [`S3Config::connections`] run at
-//!   once. OpenDAL pages listings (1,000 keys a page) and batches deletes.
+//!   once. OpenDAL pages listings (1,000 keys a page); [`Backend::delete_many`] batches
+//!   deletes (DeleteObjects). Backups keep [`Backend::concurrency`] packs in flight.
 //!
 //! * Object Lock ([`lock`]): a location initialised with `--object-lock-days N` holds an
 //!   `object-lock` object naming N; from then on every object written under `config`,
@@ -548,6 +549,12 @@ impl Backend for S3Backend {
         }
         self.block(self.op.delete_iter(names.iter().map(String::as_str)))
             .map_err(|e| self.error("delete", &format!("{} objects", names.len()), e))
+    }
+
+    /// Four: packs are 16 MiB, so four in flight keep a link of a few Gbit/s busy at
+    /// typical object-store latencies while holding 64 MiB.
+    fn concurrency(&self) -> usize {
+        4
     }
 
     fn can_rename(&self) -> bool {

@@ -40,7 +40,7 @@ impl Checker {
         );
         let backend = self.backend.as_ref();
         let indexed = &self.indexed;
-        let pool = vtool_snapshot::reader::pack_fetch_pool()
+        let pool = vtool_snapshot::reader::pack_fetch_pool(backend)
             .map_err(|e| CheckError::Internal(e.to_string()))?;
         let results = pool.install(|| selected
             .par_iter()
