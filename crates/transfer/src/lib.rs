@@ -73,6 +73,12 @@ pub trait Backend: Send + Sync {
     /// Fails with [`BackendError::AlreadyExists`] if `name` exists; the old object stays.
     fn put(&self, name: &str, data: &[u8]) -> Result<(), BackendError>;
 
+    /// [`Backend::put`] of data the caller gives up (a finished pack): an object store sends
+    /// it without a copy.
+    fn put_owned(&self, name: &str, data: Vec<u8>) -> Result<(), BackendError> {
+        self.put(name, &data)
+    }
+
     /// Read a whole object.
     fn get(&self, name: &str) -> Result<Vec<u8>, BackendError>;
 
@@ -183,6 +189,9 @@ macro_rules! forward_backend {
             }
             fn put(&self, name: &str, data: &[u8]) -> Result<(), BackendError> {
                 (**self).put(name, data)
+            }
+            fn put_owned(&self, name: &str, data: Vec<u8>) -> Result<(), BackendError> {
+                (**self).put_owned(name, data)
             }
             fn get(&self, name: &str) -> Result<Vec<u8>, BackendError> {
                 (**self).get(name)

@@ -43,16 +43,17 @@ impl Engine<'_> {
     }
 
     pub(super) fn upload(&self, pack: FinishedPack) -> Result<()> {
+        let size = pack.bytes.len() as u64;
         self.repo
             .backend()
-            .put(&FileType::Pack.name(&pack.id), &pack.bytes)?;
-        *self.stored_bytes.lock().map_err(Error::poisoned)? += pack.bytes.len() as u64;
+            .put_owned(&FileType::Pack.name(&pack.id), pack.bytes)?;
+        *self.stored_bytes.lock().map_err(Error::poisoned)? += size;
         self.new_packs
             .lock()
             .map_err(Error::poisoned)?
             .push(IndexedPack {
                 id: pack.id,
-                size: pack.bytes.len() as u64,
+                size,
                 blobs: pack.blobs,
             });
         Ok(())

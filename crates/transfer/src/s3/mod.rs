@@ -368,12 +368,18 @@ impl Backend for S3Backend {
     /// concurrent `init`s of one prefix on such a server can both succeed, the later config
     /// winning.
     fn put(&self, name: &str, data: &[u8]) -> Result<(), BackendError> {
+        self.put_owned(name, data.to_vec())
+    }
+
+    fn put_owned(&self, name: &str, data: Vec<u8>) -> Result<(), BackendError> {
         validate_name(name)?;
         if self.size(name)?.is_some() {
             return Err(BackendError::AlreadyExists(name.to_string()));
         }
+        // Shared, not copied: OpenDAL sends it, and a refused put compares with it.
+        let data = bytes::Bytes::from(data);
         let written = self
-            .block(self.op.write_with(name, data.to_vec()).if_not_exists(true))
+            .block(self.op.write_with(name, data.clone()).if_not_exists(true))
             .map_err(|e| self.error("write", name, e));
         match written {
             Ok(_) => {}
