@@ -64,13 +64,16 @@ impl OpenedSnapshot {
     }
 }
 
+/// One tree pack, once some thread has fetched it.
+type TreePackSlot = Arc<Mutex<Option<Arc<OpenedPack>>>>;
+
 /// Reads and authenticates blobs of one repository.
 pub struct BlobReader<'a> {
     pub repo: &'a Repository,
     pub key: &'a RestoreKey,
     pub index: &'a MasterIndex,
     /// Opened tree packs; they are small and read many times.
-    tree_packs: Mutex<HashMap<Id, Arc<OpenedPack>>>,
+    tree_packs: Mutex<HashMap<Id, TreePackSlot>>,
 }
 
 impl<'a> BlobReader<'a> {
@@ -303,22 +306,23 @@ impl<'a> BlobReader<'a> {
         Ok(tree)
     }
 
-    /// An opened tree pack, from the cache when it was read before.
+    /// An opened tree pack, from the cache when it was read before. Walks run in parallel:
+    /// threads that want the same pack wait for the one fetching it rather than each
+    /// fetching it again (one GET per pack, not one per directory, on an object store).
     fn tree_pack(&self, pack: &Id) -> Result<Arc<OpenedPack>> {
-        let cached = self
+        let slot = self
             .tree_packs
             .lock()
             .map_err(Error::poisoned)?
-            .get(pack)
-            .cloned();
-        if let Some(p) = cached {
-            return Ok(p);
+            .entry(*pack)
+            .or_default()
+            .clone();
+        let mut slot = slot.lock().map_err(Error::poisoned)?;
+        if let Some(p) = &*slot {
+            return Ok(p.clone());
         }
         let p = Arc::new(self.open_pack(pack)?);
-        self.tree_packs
-            .lock()
-            .map_err(Error::poisoned)?
-            .insert(*pack, p.clone());
+        *slot = Some(p.clone());
         Ok(p)
     }
 }

@@ -148,21 +148,21 @@ pub(crate) fn collect_files(
 }
 
 /// Decrypted packs recently used. Files are mostly laid out in pack order, so a few packs
-/// per thread serve nearly every chunk without decrypting a pack twice.
-struct PackCache {
+/// per thread serve nearly every chunk without fetching or decrypting a pack twice.
+pub(crate) struct PackCache {
     capacity: usize,
     packs: Mutex<VecDeque<(Id, Arc<OpenedPack>)>>,
 }
 
 impl PackCache {
-    fn new(capacity: usize) -> Self {
+    pub(crate) fn new(capacity: usize) -> Self {
         PackCache {
             capacity,
             packs: Mutex::new(VecDeque::new()),
         }
     }
 
-    fn get(&self, reader: &BlobReader, pack: &Id) -> Result<Arc<OpenedPack>> {
+    pub(crate) fn get(&self, reader: &BlobReader, pack: &Id) -> Result<Arc<OpenedPack>> {
         let poisoned = || Error::Corrupt("pack cache lock poisoned".into());
         if let Some((_, p)) = self
             .packs

@@ -34,6 +34,8 @@ pub fn snapshot_keystores(
     budget.enter(&root, 0)?;
     let mut files = Vec::new();
     crate::checksums::collect_files(reader, &root.nodes, "", &mut files, &mut budget, 0)?;
+    // Keystores sit together, in one pack or a few: fetch each once, not once per keystore.
+    let packs = crate::checksums::PackCache::new(2);
     let mut out = Vec::new();
     for (path, node) in files {
         if !is_included(&include, &path)
@@ -47,9 +49,8 @@ pub fn snapshot_keystores(
         let pubkeys: Vec<String> = {
             let mut data = Vec::new();
             for chunk in &node.chunks {
-                let blob = reader.read_blob(chunk, BlobKind::Data, |pack| {
-                    reader.open_pack(pack).map(std::sync::Arc::new)
-                })?;
+                let blob =
+                    reader.read_blob(chunk, BlobKind::Data, |pack| packs.get(reader, pack))?;
                 data.extend_from_slice(&blob);
             }
             let text = String::from_utf8(data)
