@@ -9,7 +9,9 @@ the live data, which is exactly that state).
 ``sftp-backup`` is a first backup of state A into a fresh repository on a throwaway sshd on
 127.0.0.1, so it sits right after ``first`` (same bytes as ``first``; the local repositories
 are not touched).  ``sftp-copy`` copies the local repository as the backup phases left it,
-so it comes last.  A phase with a ``reference`` also runs that reference measurement once
+so it comes last.  The S3 phases mirror them on a throwaway 3-node Garage cluster
+(vbench/garage.py): ``s3-backup`` and ``s3-restore`` (which needs state A, hence before
+``incremental``) right after ``sftp-backup``, ``s3-copy`` at the end.  A phase with a ``reference`` also runs that reference measurement once
 (suite.REFERENCES), e.g. ``scp -r`` of vtool's repository for ``sftp-copy``.
 
 To add a phase: append a Phase here; if its ``kind`` is new, register a runner for
@@ -26,7 +28,7 @@ LOCAL_BACKUP = "backup"
 class Phase:
     name: str    # key in results / --phases
     title: str
-    kind: str    # "backup" | "restore" | "restore-verify" | "check" | "retention" | "sftp-backup" | "sftp-copy"
+    kind: str    # "backup" | "restore" | "restore-verify" | "check" | "retention" | "sftp-backup" | "sftp-copy" | "s3-*"
     state: str | None  # dataset state it needs ("A"/"B"); None = whatever was backed up last
     needs_backup: bool = False     # reads the local repository: needs a "backup" phase before it
     reference: str | None = None   # extra non-tool measurement (suite.REFERENCES), e.g. "scp"
@@ -38,6 +40,12 @@ PHASES = (
     Phase("sftp-backup", "First backup to a repository on SFTP (127.0.0.1)", "sftp-backup", "A",
           note="same state-A data as `first`, into a new repository on the local sshd; "
                "borg uses `borg serve` over ssh (it has no SFTP backend)"),
+    Phase("s3-backup", "First backup to a repository on S3 (3-node Garage, 127.0.0.1)", "s3-backup", "A",
+          note="same state-A data as `first`, into a new repository on the local Garage cluster; "
+               "requests = S3 requests counted by the cluster; req/GiB = requests per GiB stored "
+               "under the repository's prefix; borg has no S3 backend"),
+    Phase("s3-restore", "Restore the latest snapshot from the S3 repository", "s3-restore", "A",
+          note="verified byte-for-byte against state A; stored MiB = the repository's objects"),
     Phase("incremental", "Incremental backup (one day later)", "backup", "B"),
     Phase("nochange", "No-change backup (same data again)", "backup", "B"),
     Phase("restore", "Restore the latest snapshot into an empty directory", "restore", None,
@@ -56,6 +64,11 @@ PHASES = (
           needs_backup=True, reference="scp",
           note="MB/s = bytes of vtool's local repository / wall (both rows move the same directory); "
                "repo MiB = size of the copy on the server"),
+    Phase("s3-copy", "Copy vtool's local repository to S3 (3-node Garage, 127.0.0.1)", "s3-copy", None,
+          needs_backup=True, reference="aws-s3-sync",
+          note="MB/s = bytes of vtool's local repository / wall (both rows move the same directory); "
+               "stored MiB = sum of the object sizes under the destination prefix; restic n/a (vtool's "
+               "repository is copied), borg has no S3 backend"),
 )
 
 BY_NAME = {p.name: p for p in PHASES}

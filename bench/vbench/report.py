@@ -21,6 +21,8 @@ def _rows(ph: dict):
 
 
 def phase_table(ph: dict) -> list:
+    if ph["kind"].startswith("s3-"):
+        return s3_table(ph)
     lines = ["| tool | wall s | MB/s | peak RSS MiB | repo MiB | status |",
              "|---|---:|---:|---:|---:|---|"]
     for label, _, c in _rows(ph):
@@ -29,6 +31,21 @@ def phase_table(ph: dict) -> list:
             c = {}
         lines.append(f"| {label} | {_f(c.get('wall_s'), 2)} | {_f(c.get('mb_s'))} | "
                      f"{_f(c.get('peak_rss_mib'))} | {_f(c.get('repo_mib'))} | {status.replace('|', '/')} |")
+    return lines
+
+
+def s3_table(ph: dict) -> list:
+    """S3 phases also show the cluster's request count and requests per GiB stored."""
+    lines = ["| tool | wall s | MB/s | peak RSS MiB | stored MiB | requests | req/GiB stored | status |",
+             "|---|---:|---:|---:|---:|---:|---:|---|"]
+    for label, _, c in _rows(ph):
+        status = c["status"] + (f": {c['note']}" if c.get("note") else "")
+        if c["status"] != "ok":
+            c = {}
+        req = "—" if c.get("requests") is None else str(c["requests"])
+        lines.append(f"| {label} | {_f(c.get('wall_s'), 2)} | {_f(c.get('mb_s'))} | {_f(c.get('peak_rss_mib'))} | "
+                     f"{_f(c.get('stored_mib'))} | {req} | {_f(c.get('requests_per_gib'))} | "
+                     f"{status.replace('|', '/')} |")
     return lines
 
 
@@ -88,6 +105,12 @@ def markdown(results: dict) -> str:
         L.append(f"- SFTP phases: skipped: {sftp['skipped']}" if sftp.get("skipped") else
                  f"- SFTP phases: throwaway {sftp['sshd']} on 127.0.0.1:{sftp['port']} (loopback, same disk), "
                  f"user {sftp['user']}, ed25519 key")
+    s3 = results.get("s3")
+    if s3:
+        L.append(f"- S3 phases: skipped: {s3['skipped']}" if s3.get("skipped") else
+                 f"- S3 phases: {s3['nodes']}-node Garage cluster on 127.0.0.1 ({s3['garage_version']}), "
+                 f"replication factor 3, clients on {s3['endpoint']}, bucket {s3['bucket']}; requests = "
+                 f"sum of api_s3_request_counter over the nodes during the command")
     L.append("- MB/s = dataset bytes (10^6) / wall time; RSS from /usr/bin/time %M; repo = du -sb after the backup")
     for name, ph in results["phases"].items():
         L += ["", f"## {ph['title']} (state {ph['state']})", ""]

@@ -10,8 +10,10 @@ import time
 
 from . import GENERATOR_VERSION, dataset, measure, mutation, targets, tree
 from .phases import LOCAL_BACKUP, PHASES, Phase
+from .garage import GarageCluster
 from .sshd import SshServer
 from .tools import TOOLS
+from .tools.awssync import AwsSync
 from .tools.scp import Scp
 from .units import MIB, fmt_size, size_label
 
@@ -67,6 +69,33 @@ class Context:
         self.ssh = None                  # SshServer, started by the first SFTP phase
         self.ssh_error = None            # why SFTP phases are skipped
         self.backups_done = set()        # local backup phases run so far (one snapshot each)
+        self.garage = None               # GarageCluster, started by the first S3 phase
+        self.garage_error = None         # why S3 phases are skipped
+        self.s3_repos = {}               # tool -> prefix of the repository s3-backup made
+
+    # -- the S3 cluster (throwaway 3-node Garage on 127.0.0.1; files under <run>/garage/) ----
+    def s3(self):
+        """(cluster, None) or (None, reason the S3 phases cannot run)."""
+        if self.garage is None and self.garage_error is None:
+            cluster = GarageCluster(os.path.join(self.run_dir, "garage"))
+            self.garage_error = cluster.missing()
+            if self.garage_error is None:
+                try:
+                    log(f"starting a 3-node Garage cluster on 127.0.0.1 ({cluster.binary})")
+                    cluster.start()
+                    self.garage = cluster
+                    log(f"garage S3 API on {cluster.endpoint}, bucket {cluster.bucket}")
+                except (OSError, RuntimeError, subprocess.SubprocessError) as e:
+                    self.garage_error = f"garage did not start: {e}"[:300]
+            if self.garage_error:
+                log(f"S3 phases skipped: {self.garage_error}")
+        return self.garage, self.garage_error
+
+    def stop_s3(self) -> None:
+        if self.garage is not None:
+            self.garage.stop()
+            log("garage stopped")
+            self.garage = None
 
     # -- the SFTP server (throwaway sshd on 127.0.0.1; files under <run>/sftp-server/) ----
     def sftp(self):
@@ -126,7 +155,13 @@ def _measured(phase: Phase, tool, cmd, ctx: Context, tag: str | None = None, nby
         ctx.drop_ok = ok if ctx.drop_ok is None else (ctx.drop_ok and ok)
     log(f"  {tool.name}: {phase.name}: {' '.join(cmd.argv)}" + (f"  (cwd {cmd.cwd})" if cmd.cwd else ""))
     env = cmd.env if cmd.env is not None else tool.env()
+    counting = phase.kind.startswith("s3-") and ctx.garage is not None
+    before = ctx.garage.requests() if counting else None
     m = measure.run_measured(cmd.argv, env, cmd.cwd, tool.logs, tag or phase.name, ctx.opts.timeout)
+    if counting:  # the cluster's own count of S3 requests during the command, per endpoint
+        after = ctx.garage.requests()
+        by_ep = {k: after[k] - before.get(k, 0) for k in sorted(after) if after[k] - before.get(k, 0)}
+        m["requests_by_endpoint"], m["requests"] = by_ep, sum(by_ep.values())
     m["sync_s"] = round(measure.timed_sync(), 3)  # deferred writes the tool left behind (not in wall)
     if m["rc"] in cmd.ok_codes:
         m["status"] = "ok"
@@ -159,6 +194,17 @@ def run_backup(phase: Phase, tool, ctx: Context) -> dict:
     else:
         ctx.broken[tool.name] = f"{phase.name} backup {m['status']}"
     return m
+
+
+def _s3_stored(m: dict, ctx: Context, prefix: str) -> None:
+    """stored bytes under prefix (sum of object sizes) and requests per GiB stored."""
+    stored = ctx.garage.stored_bytes(prefix)
+    m["s3_prefix"] = prefix
+    if stored is not None:
+        m["stored_bytes"] = stored
+        m["stored_mib"] = round(stored / MIB, 1)
+        if stored and m.get("requests") is not None:
+            m["requests_per_gib"] = round(m["requests"] / (stored / (1 << 30)), 1)
 
 
 def _restore(phase: Phase, tool, ctx: Context, make_cmd) -> dict:
@@ -313,8 +359,78 @@ def run_sftp_copy(phase: Phase, tool, ctx: Context) -> dict:
     return _copy(phase, tool, ctx, tool.repo)
 
 
+def run_s3_backup(phase: Phase, tool, ctx: Context) -> dict:
+    """init (untimed) + first backup into a new repository on the Garage cluster.  A failure
+    here does not stop the tool's other phases."""
+    s3, why = ctx.s3()
+    if s3 is None:
+        return {"status": "skipped", "note": why}
+    prefix = f"{tool.name}-repo"
+    init, backup = tool.s3_init_cmd(s3, prefix), tool.s3_backup_cmd(s3, prefix)
+    if init is None or backup is None:
+        return {"status": "skipped", "note": f"{tool.name} has no S3 backend"}
+    log(f"  {tool.name}: {phase.name}: init {' '.join(init.argv)}")
+    i = measure.run_measured(init.argv, init.env, None, tool.logs, f"{phase.name}-init", ctx.opts.timeout)
+    if i["rc"] != 0:
+        return {"status": "failed", "note": f"init rc={i['rc']}: {measure.tail(i['stderr'], 2, 120)}",
+                "init": {k: i[k] for k in ("rc", "wall_s", "stderr")}}
+    m = _measured(phase, tool, backup, ctx)
+    m["init_wall_s"] = round(i["wall_s"], 3)
+    if m["status"] == "ok":
+        ctx.s3_repos[tool.name] = prefix
+        _s3_stored(m, ctx, prefix)
+        m["repo_mib"] = m.get("stored_mib")
+        with open(m["stdout"], errors="replace") as f:
+            m["summary"] = tool.parse_summary(f.read())
+    return m
+
+
+def run_s3_restore(phase: Phase, tool, ctx: Context) -> dict:
+    """Restore the latest snapshot of the s3-backup repository, verified like restore."""
+    s3, why = ctx.s3()
+    if s3 is None:
+        return {"status": "skipped", "note": why}
+    prefix = ctx.s3_repos.get(tool.name)
+    if prefix is None:
+        if tool.s3_backup_cmd(s3, "x") is None:
+            return {"status": "skipped", "note": f"{tool.name} has no S3 backend"}
+        return {"status": "skipped", "note": "no S3 repository (s3-backup did not run or failed)"}
+    m = _restore(phase, tool, ctx, lambda target: tool.s3_restore_cmd(s3, prefix, target))
+    if m["status"] in ("ok", "MISMATCH"):
+        _s3_stored(m, ctx, prefix)
+    return m
+
+
+def _s3_copy(phase: Phase, who, ctx: Context, source: str) -> dict:
+    """who.s3_copy_cmd(s3, PREFIX) copies ``source`` (vtool's local repository dir) to a new
+    prefix on the cluster; MB/s = bytes of the source / wall."""
+    s3, why = ctx.s3()
+    if s3 is None:
+        return {"status": "skipped", "note": why}
+    prefix = "vtool-copy" if who.name == targets.SUBJECT else f"{who.name}-copy".replace("aws-s3-sync", "aws")
+    cmd = who.s3_copy_cmd(s3, prefix)
+    if cmd is None and who.s3_backup_cmd(s3, prefix) is None:
+        return {"status": "skipped", "note": f"{who.name} has no S3 backend"}
+    if cmd is None:
+        return {"status": "n/a", "note": f"not measured for {who.name} (the yardstick is aws s3 sync of vtool's repository)"}
+    src_bytes = measure.du_bytes(source) or 0
+    m = _measured(phase, who, cmd, ctx, nbytes=src_bytes)
+    m["source_bytes"] = src_bytes
+    if m["status"] == "ok":
+        _s3_stored(m, ctx, prefix)
+        m["repo_mib"] = m.get("stored_mib")
+        with open(m["stdout"], errors="replace") as f:
+            m["summary"] = who.parse_summary(f.read())
+    return m
+
+
+def run_s3_copy(phase: Phase, tool, ctx: Context) -> dict:
+    return _s3_copy(phase, tool, ctx, tool.repo)
+
+
 RUNNERS = {"retention": run_retention, "backup": run_backup, "restore": run_restore, "restore-verify": run_restore_verify,
-           "check": run_check, "sftp-backup": run_sftp_backup, "sftp-copy": run_sftp_copy}
+           "check": run_check, "sftp-backup": run_sftp_backup, "sftp-copy": run_sftp_copy,
+           "s3-backup": run_s3_backup, "s3-restore": run_s3_restore, "s3-copy": run_s3_copy}
 
 
 def ref_scp(phase: Phase, tools: list, ctx: Context) -> dict:
@@ -333,9 +449,25 @@ def ref_scp(phase: Phase, tools: list, ctx: Context) -> dict:
     return cell
 
 
+def ref_aws_sync(phase: Phase, tools: list, ctx: Context) -> dict:
+    """aws s3 sync of the subject's (vtool's) local repository: what s3-copy is measured against."""
+    subject = next((t for t in tools if t.name == targets.SUBJECT), None)
+    if subject is None:
+        return {"status": "skipped", "note": f"copies {targets.SUBJECT}'s repository; {targets.SUBJECT} not in --tools"}
+    if subject.name in ctx.broken:
+        return {"status": "skipped", "note": f"{subject.name}: {ctx.broken[subject.name]}"}
+    aws = AwsSync(os.path.join(ctx.run_dir, "aws"), subject.repo)
+    reason = aws.missing()
+    if reason:
+        return {"status": "missing", "note": reason}
+    cell = _s3_copy(phase, aws, ctx, subject.repo)
+    cell.setdefault("version", aws.version())
+    return cell
+
+
 # Per-phase reference measurements (Phase.reference): (phase, tools, ctx) -> result cell,
 # shown in the phase's table below the tools and usable as a target's ``other``.
-REFERENCES = {"scp": ref_scp}
+REFERENCES = {"scp": ref_scp, "aws-s3-sync": ref_aws_sync}
 
 
 def host_info() -> dict:
@@ -423,6 +555,13 @@ def run_suite(opts, size: int, phases: list) -> dict:
         elif ctx.ssh_error:
             results["sftp"] = {"skipped": ctx.ssh_error}
         ctx.stop_sftp()
+        if ctx.garage is not None:
+            results["s3"] = {"garage": ctx.garage.binary, "garage_version": ctx.garage.version(),
+                             "nodes": len(ctx.garage.nodes), "endpoint": ctx.garage.endpoint,
+                             "bucket": ctx.garage.bucket, "dir": ctx.garage.dir}
+        elif ctx.garage_error:
+            results["s3"] = {"skipped": ctx.garage_error}
+        ctx.stop_s3()
 
     results["drop_caches"] = bool(ctx.drop_ok)
     results["verification_failures"] = ctx.verification_failures

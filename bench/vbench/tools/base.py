@@ -1,7 +1,7 @@
 """What the harness needs from a backup tool.
 
 Each tool gets its own directory (``root``) holding repo/, cache/, config, logs/ and
-restore/ (plus sftp-cache/ for the repository on the SFTP server, whose files live under
+restore/ (plus sftp-cache/ and s3-cache/ for the repository on the SFTP server, whose files live under
 the run's sftp-server/ dir).  Commands are returned as ``Cmd`` so the harness can time them
 uniformly; a command the tool has no equivalent for is ``None`` (reported as n/a).
 """
@@ -35,6 +35,7 @@ class Tool:
         self.cache = os.path.join(self.root, "cache")
         self.logs = os.path.join(self.root, "logs")
         self.sftp_cache = os.path.join(self.root, "sftp-cache")
+        self.s3_cache = os.path.join(self.root, "s3-cache")
 
     # -- availability ---------------------------------------------------------------
     def resolved_binary(self) -> str | None:
@@ -95,6 +96,21 @@ class Tool:
         return None
 
     def sftp_backup_cmd(self, ssh, path: str) -> Cmd | None:
+        return None
+
+    # -- a repository on the S3 cluster ``s3`` (garage.GarageCluster), under ``prefix`` of its bucket --
+    def s3_init_cmd(self, s3, prefix: str) -> Cmd | None:
+        return None
+
+    def s3_backup_cmd(self, s3, prefix: str) -> Cmd | None:
+        return None
+
+    def s3_restore_cmd(self, s3, prefix: str, target: str) -> Cmd | None:
+        """Restore the latest snapshot; the tree lands where restored_root(target) says."""
+        return None
+
+    def s3_copy_cmd(self, s3, prefix: str) -> Cmd | None:
+        """Copy the local repository to a new ``prefix`` on the S3 cluster."""
         return None
 
     # -- results --------------------------------------------------------------------

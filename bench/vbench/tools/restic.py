@@ -2,6 +2,8 @@
 
 SFTP: ``-r sftp:USER@127.0.0.1:/PATH -o sftp.command="ssh USER@127.0.0.1 -p PORT -i KEY ... -s sftp"``
 (restic splits sftp.command itself, honouring double quotes; no shell is involved).
+S3: ``-r s3:http://127.0.0.1:PORT/bench/PREFIX`` with AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY,
+AWS_DEFAULT_REGION=garage.
 """
 
 import json
@@ -64,6 +66,27 @@ class Restic(Tool):
     def sftp_backup_cmd(self, ssh, path):
         return Cmd([self.binary, *self._sftp_args(ssh, path), "backup", "--json", self.data_dir],
                    env=self.sftp_env())
+
+    # -- S3 repository ----------------------------------------------------------------
+    def s3_args(self, s3, prefix):
+        return ["-r", f"s3:{s3.endpoint}/{s3.bucket}/{prefix}"]
+
+    def s3_env(self, s3):
+        e = self.env()
+        e.update(s3.aws_env(), RESTIC_CACHE_DIR=self.s3_cache)
+        return e
+
+    def s3_init_cmd(self, s3, prefix):
+        return Cmd([self.binary, *self.s3_args(s3, prefix), "init", "--repository-version", "2"],
+                   env=self.s3_env(s3))
+
+    def s3_backup_cmd(self, s3, prefix):
+        return Cmd([self.binary, *self.s3_args(s3, prefix), "backup", "--json", self.data_dir],
+                   env=self.s3_env(s3))
+
+    def s3_restore_cmd(self, s3, prefix, target):
+        return Cmd([self.binary, *self.s3_args(s3, prefix), "restore", "latest", "--target", target],
+                   env=self.s3_env(s3))
 
     def parse_summary(self, stdout_text):
         for line in reversed(stdout_text.splitlines()):

@@ -2,12 +2,14 @@
 
     vtool init    --repo R --identity-out R.identity --backup-key-out R.backupkey
     vtool backup  --repo R --backup-key R.backupkey DATA --json
-    vtool restore --repo R --identity R.identity latest --target T   -> T/<basename DATA>
+    vtool restore --repo R --identity R.identity latest --target T --no-gate  -> T/<basename DATA>
     vtool restore ... --verify          (re-reads what it wrote; exit 3 if the fingerprint differs)
     vtool check   --repo R --read-data --identity R.identity
     vtool copy    --from R --to sftp://USER@127.0.0.1:PORT/DEST --json
     SFTP repository: init/backup as above with --repo sftp://USER@127.0.0.1:PORT/PATH and
     VTOOL_SSH_KEY / VTOOL_SSH_KNOWN_HOSTS in the environment
+    S3 repository: --repo s3://bench/PREFIX (init/backup/restore) and vtool copy --to s3://bench/PREFIX,
+    with VTOOL_S3_ENDPOINT, VTOOL_S3_PATH_STYLE=1, AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, AWS_REGION
 """
 
 import json
@@ -45,9 +47,14 @@ class Vtool(Tool):
         return Cmd([self.binary, "backup", "--repo", self.repo, "--backup-key", self.backup_key,
                     self.data_dir, "--json"])
 
+    def _restore_argv(self, repo, identity, target):
+        # --no-gate: the benchmark never runs `vtool gate`, so without it restore refuses the
+        # dataset's keystores (the override is recorded in the repository, inside the timed restore).
+        return [self.binary, "restore", "--repo", repo, "--identity", identity, "latest", "--target", target,
+                "--no-gate"]
+
     def restore_cmd(self, target):
-        return Cmd([self.binary, "restore", "--repo", self.repo, "--identity", self.identity,
-                    "latest", "--target", target])
+        return Cmd(self._restore_argv(self.repo, self.identity, target))
 
     def restore_verify_cmd(self, target):
         cmd = self.restore_cmd(target)
@@ -90,6 +97,32 @@ class Vtool(Tool):
     def sftp_backup_cmd(self, ssh, path):
         return Cmd([self.binary, "backup", "--repo", ssh.url(path), "--backup-key", self.sftp_keys()[1],
                     self.data_dir, "--json"], env=self.sftp_env(ssh))
+
+    # -- S3 repository ----------------------------------------------------------------
+    def s3_env(self, s3):
+        e = self.env()
+        e.update(s3.vtool_env(), VTOOL_CACHE_DIR=self.s3_cache)
+        return e
+
+    def s3_keys(self):
+        base = os.path.join(self.root, "s3-repo")
+        return base + ".identity", base + ".backupkey"
+
+    def s3_init_cmd(self, s3, prefix):
+        identity, backup_key = self.s3_keys()
+        return Cmd([self.binary, "init", "--repo", s3.url(prefix),
+                    "--identity-out", identity, "--backup-key-out", backup_key], env=self.s3_env(s3))
+
+    def s3_backup_cmd(self, s3, prefix):
+        return Cmd([self.binary, "backup", "--repo", s3.url(prefix), "--backup-key", self.s3_keys()[1],
+                    self.data_dir, "--json"], env=self.s3_env(s3))
+
+    def s3_restore_cmd(self, s3, prefix, target):
+        return Cmd(self._restore_argv(s3.url(prefix), self.s3_keys()[0], target), env=self.s3_env(s3))
+
+    def s3_copy_cmd(self, s3, prefix):
+        return Cmd([self.binary, "copy", "--from", self.repo, "--to", s3.url(prefix), "--json"],
+                   env=self.s3_env(s3))
 
     def classify_failure(self, stderr_text):
         return "n/a" if "unrecognized subcommand" in stderr_text else "failed"
