@@ -71,6 +71,8 @@ impl Repository {
         if let Some(days) = opts.object_lock_days {
             // Before the key and config, so that they are retained too.
             match &object_lock {
+                // Set up by an init that died before its config: it stands.
+                Some(LockSupport::Enabled) if backend.retention_days().is_some() => {}
                 Some(LockSupport::Enabled) => backend.enable_retention(days)?,
                 Some(LockSupport::Absent(why)) => {
                     return Err(Error::Usage(format!(

@@ -96,9 +96,9 @@ impl LockClient {
             200 => Ok(LockSupport::Absent(
                 "the bucket's Object Lock configuration does not enable it".into(),
             )),
-            403 => Err(BackendError::PermissionDenied(format!(
-                "{} (the store refused reading the bucket's Object Lock configuration: {})",
-                self.location,
+            // Not knowing is not having: a repository without --object-lock-days still works.
+            403 => Ok(LockSupport::Absent(format!(
+                "this account may not read the bucket's Object Lock configuration ({}; it needs s3:GetBucketObjectLockConfiguration)",
                 error_code(&body)
             ))),
             _ => Ok(LockSupport::Absent(format!(
