@@ -73,23 +73,35 @@ class Context:
         self.garage_error = None         # why S3 phases are skipped
         self.s3_repos = {}               # tool -> prefix of the repository s3-backup made
 
+    def _start_once(self, attr: str, what: str, make, started):
+        """Start a throwaway server the first time a phase needs it: (server, None), or
+        (None, why the phases that need it are skipped).  Kept in self.<attr> and
+        self.<attr>_error."""
+        server, error = getattr(self, attr), getattr(self, attr + "_error")
+        if server is None and error is None:
+            candidate = make()
+            error = candidate.missing()
+            if error is None:
+                try:
+                    log(f"starting {what} ({candidate.binary})")
+                    candidate.start()
+                    server = candidate
+                    log(started(candidate))
+                except (OSError, RuntimeError, subprocess.SubprocessError) as e:
+                    error = f"{what} did not start: {e}"[:300]
+            if error:
+                log(f"phases needing {what} skipped: {error}")
+            setattr(self, attr, server)
+            setattr(self, attr + "_error", error)
+        return server, error
+
     # -- the S3 cluster (throwaway 3-node Garage on 127.0.0.1; files under <run>/garage/) ----
     def s3(self):
         """(cluster, None) or (None, reason the S3 phases cannot run)."""
-        if self.garage is None and self.garage_error is None:
-            cluster = GarageCluster(os.path.join(self.run_dir, "garage"))
-            self.garage_error = cluster.missing()
-            if self.garage_error is None:
-                try:
-                    log(f"starting a 3-node Garage cluster on 127.0.0.1 ({cluster.binary})")
-                    cluster.start()
-                    self.garage = cluster
-                    log(f"garage S3 API on {cluster.endpoint}, bucket {cluster.bucket}")
-                except (OSError, RuntimeError, subprocess.SubprocessError) as e:
-                    self.garage_error = f"garage did not start: {e}"[:300]
-            if self.garage_error:
-                log(f"S3 phases skipped: {self.garage_error}")
-        return self.garage, self.garage_error
+        return self._start_once(
+            "garage", "a 3-node Garage cluster on 127.0.0.1",
+            lambda: GarageCluster(os.path.join(self.run_dir, "garage")),
+            lambda c: f"garage S3 API on {c.endpoint}, bucket {c.bucket}")
 
     def stop_s3(self) -> None:
         if self.garage is not None:
@@ -100,20 +112,10 @@ class Context:
     # -- the SFTP server (throwaway sshd on 127.0.0.1; files under <run>/sftp-server/) ----
     def sftp(self):
         """(server, None) or (None, reason the SFTP phases cannot run)."""
-        if self.ssh is None and self.ssh_error is None:
-            server = SshServer(os.path.join(self.run_dir, "sshd"))
-            self.ssh_error = server.missing()
-            if self.ssh_error is None:
-                try:
-                    log(f"starting sshd on 127.0.0.1 ({server.binary})")
-                    server.start()
-                    self.ssh = server
-                    log(f"sshd listening on 127.0.0.1:{server.port}, user {server.user}")
-                except (OSError, RuntimeError, subprocess.CalledProcessError) as e:
-                    self.ssh_error = f"sshd did not start: {e}"[:300]
-            if self.ssh_error:
-                log(f"SFTP phases skipped: {self.ssh_error}")
-        return self.ssh, self.ssh_error
+        return self._start_once(
+            "ssh", "sshd on 127.0.0.1",
+            lambda: SshServer(os.path.join(self.run_dir, "sshd")),
+            lambda server: f"sshd listening on 127.0.0.1:{server.port}, user {server.user}")
 
     def sftp_path(self, name: str) -> str:
         """Absolute path on the SFTP server (the same filesystem: the server is local)."""
