@@ -116,6 +116,7 @@ api_bind_addr = "127.0.0.1:{admin_port}"
             garage.cli(&["layout", "assign", "-z", "dc1", "-c", "1G", id]);
         }
         garage.cli(&["layout", "apply", "--version", "1"]);
+        garage.wait_healthy();
         let created = garage.cli(&["key", "create", "vtool-test"]);
         let text = String::from_utf8_lossy(&created.stdout).to_string();
         let field = |name: &str| {
@@ -128,7 +129,12 @@ api_bind_addr = "127.0.0.1:{admin_port}"
     }
 
     fn start_node(&mut self, i: usize) {
-        let log = fs::File::create(self.nodes[i].config.with_file_name("log")).expect("log");
+        // Appended to, so that a restarted node's log keeps what it said before.
+        let log = fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.nodes[i].config.with_file_name("log"))
+            .expect("log");
         let child = Command::new(&self.binary)
             .args(["-c"])
             .arg(&self.nodes[i].config)
@@ -232,10 +238,32 @@ api_bind_addr = "127.0.0.1:{admin_port}"
         }
     }
 
-    /// Start a killed node again on its directories.
+    /// Start a killed node again on its directories, and wait until node 0 sees every node
+    /// up again: a listening port alone does not mean the node has rejoined.
     pub fn restart(&mut self, i: usize) {
         assert!(self.nodes[i].child.is_none(), "node {i} is running");
         self.start_node(i);
+        if self.nodes.iter().all(|n| n.child.is_some()) {
+            self.wait_healthy();
+        }
+    }
+
+    /// Wait until node 0 reports the cluster `healthy`: every storage node connected and
+    /// every partition on all its nodes.
+    fn wait_healthy(&self) {
+        let deadline = Instant::now() + Duration::from_secs(120);
+        loop {
+            let out = self.cli(&["json-api", "GetClusterHealth"]);
+            let health: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+            if health["status"] == "healthy" {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the garage cluster did not become healthy: {health}"
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
     }
 
     /// A backend configuration for `bucket/prefix` on this cluster.
@@ -264,6 +292,17 @@ impl Drop for Garage {
     fn drop(&mut self) {
         for i in 0..self.nodes.len() {
             self.kill(i);
+        }
+        // A failed test's cluster directory goes with it: keep what the nodes said.
+        if std::thread::panicking() {
+            for (i, node) in self.nodes.iter().enumerate() {
+                let log = fs::read_to_string(node.config.with_file_name("log")).unwrap_or_default();
+                let tail: Vec<&str> = log.lines().rev().take(40).collect();
+                eprintln!("--- garage node {i} log (last {} lines) ---", tail.len());
+                for line in tail.iter().rev() {
+                    eprintln!("{line}");
+                }
+            }
         }
     }
 }
