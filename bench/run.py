@@ -29,7 +29,7 @@ def parse_args(argv):
                     help="run the whole benchmark once per size and compare peak RSS across sizes")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--work", default=os.path.join(HERE, "work"), help="work dir (default bench/work)")
-    ap.add_argument("--tools", default="vtool,restic,borg", help=f"comma list of {','.join(TOOLS)}")
+    ap.add_argument("--tools", default="vtool,rustic,restic,borg", help=f"comma list of {','.join(TOOLS)}")
     ap.add_argument("--vtool", default=DEFAULT_BINARY, help=f"vtool binary (default {DEFAULT_BINARY})")
     ap.add_argument("--phases", default=",".join(P.BY_NAME),
                     help=f"comma list, run in canonical order (default {','.join(P.BY_NAME)})")
@@ -37,6 +37,7 @@ def parse_args(argv):
     ap.add_argument("--no-drop-caches", action="store_true", help="do not drop the page cache before commands")
     ap.add_argument("--keep-restores", action="store_true", help="keep restored trees (deleted after verifying)")
     ap.add_argument("--cleanup", action="store_true", help="delete the run dir (repos, data copy) at the end")
+    ap.add_argument("--plot", metavar="FILE.png", help="also draw each tool's throughput per phase (needs matplotlib)")
     ap.add_argument("--regen", action="store_true", help="regenerate the cached dataset")
     args = ap.parse_args(argv)
     args.tools = [t.strip() for t in args.tools.split(",") if t.strip()]
@@ -61,6 +62,10 @@ def main(argv=None) -> int:
         all_results.append(res)
         sys.stdout.write(markdown(res) + "\n")
         sys.stdout.flush()
+        if args.plot:
+            from vbench.plot import throughput_png
+            throughput_png(res, args.plot)
+            log(f"plot written to {args.plot}")
     if len(all_results) > 1:
         sys.stdout.write(flatness_markdown(all_results))
     failed = [f for r in all_results for f in r["verification_failures"]]

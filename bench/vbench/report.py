@@ -3,6 +3,9 @@
 from . import targets as T
 from .units import fmt_size
 
+SUBJECT = T.SUBJECT
+FLAT_GROWTH = 1.10  # issue 15: peak RSS grows at most 10% from the smallest to the largest size
+
 
 def _f(v, digits=1):
     return "—" if v is None else f"{v:.{digits}f}"
@@ -150,5 +153,8 @@ def flatness_markdown(all_results: list) -> str:
                     if r["phases"].get(phase, {}).get("tools", {}).get(tool, {}).get("status") == "ok" else None
                     for r in all_results]
             growth = f"{vals[-1] / vals[0]:.2f}x" if vals[0] and vals[-1] else "—"
+            if tool == SUBJECT and vals[0] and vals[-1]:
+                growth += f" {_verdict(vals[-1] / vals[0] <= FLAT_GROWTH)}"
             L.append(f"| {tool} | {phase} | " + " | ".join(_f(v) for v in vals) + f" | {growth} |")
+    L += ["", f"target: {SUBJECT}'s peak RSS grows at most {FLAT_GROWTH:.2f}x from {sizes[0]} to {sizes[-1]} in every phase"]
     return "\n".join(L) + "\n"

@@ -304,7 +304,7 @@ def run_sftp_backup(phase: Phase, tool, ctx: Context) -> dict:
     path = ctx.sftp_path(f"{tool.name}-repo")
     init, backup = tool.sftp_init_cmd(ssh, path), tool.sftp_backup_cmd(ssh, path)
     if init is None or backup is None:
-        return {"status": "n/a", "note": f"{tool.name} has no SFTP backend"}
+        return {"status": "n/a", "note": tool.no_backend_note("SFTP")}
     log(f"  {tool.name}: {phase.name}: init {' '.join(init.argv)}")
     i = measure.run_measured(init.argv, init.env if init.env is not None else tool.env(), None,
                              tool.logs, f"{phase.name}-init", ctx.opts.timeout)
@@ -370,7 +370,7 @@ def run_s3_backup(phase: Phase, tool, ctx: Context) -> dict:
     prefix = f"{tool.name}-repo"
     init, backup = tool.s3_init_cmd(s3, prefix), tool.s3_backup_cmd(s3, prefix)
     if init is None or backup is None:
-        return {"status": "skipped", "note": f"{tool.name} has no S3 backend"}
+        return {"status": "skipped", "note": tool.no_backend_note("S3")}
     log(f"  {tool.name}: {phase.name}: init {' '.join(init.argv)}")
     i = measure.run_measured(init.argv, init.env, None, tool.logs, f"{phase.name}-init", ctx.opts.timeout)
     if i["rc"] != 0:
@@ -395,7 +395,7 @@ def run_s3_restore(phase: Phase, tool, ctx: Context) -> dict:
     prefix = ctx.s3_repos.get(tool.name)
     if prefix is None:
         if tool.s3_backup_cmd(s3, "x") is None:
-            return {"status": "skipped", "note": f"{tool.name} has no S3 backend"}
+            return {"status": "skipped", "note": tool.no_backend_note("S3")}
         return {"status": "skipped", "note": "no S3 repository (s3-backup did not run or failed)"}
     m = _restore(phase, tool, ctx, lambda target: tool.s3_restore_cmd(s3, prefix, target))
     if m["status"] in ("ok", "MISMATCH"):
@@ -412,7 +412,7 @@ def _s3_copy(phase: Phase, who, ctx: Context, source: str) -> dict:
     prefix = "vtool-copy" if who.name == targets.SUBJECT else f"{who.name}-copy".replace("aws-s3-sync", "aws")
     cmd = who.s3_copy_cmd(s3, prefix)
     if cmd is None and who.s3_backup_cmd(s3, prefix) is None:
-        return {"status": "skipped", "note": f"{who.name} has no S3 backend"}
+        return {"status": "skipped", "note": who.no_backend_note("S3")}
     if cmd is None:
         return {"status": "n/a", "note": f"not measured for {who.name} (the yardstick is aws s3 sync of vtool's repository)"}
     src_bytes = measure.du_bytes(source) or 0

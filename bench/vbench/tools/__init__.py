@@ -2,6 +2,7 @@
 
 from .borg import Borg
 from .restic import Restic
+from .rustic import Rustic
 from .vtool import Vtool
 
-TOOLS = {t.name: t for t in (Vtool, Restic, Borg)}
+TOOLS = {t.name: t for t in (Vtool, Rustic, Restic, Borg)}

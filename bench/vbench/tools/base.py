@@ -113,6 +113,10 @@ class Tool:
         """Copy the local repository to a new ``prefix`` on the S3 cluster."""
         return None
 
+    def no_backend_note(self, kind: str) -> str:
+        """Why the ``kind`` ("SFTP", "S3") phases are n/a for this tool."""
+        return f"{self.name} has no {kind} backend"
+
     # -- results --------------------------------------------------------------------
     def classify_failure(self, stderr_text: str) -> str:
         """'failed' or 'n/a' (feature not implemented by this tool version)."""
