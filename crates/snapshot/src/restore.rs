@@ -14,6 +14,7 @@ use std::sync::Mutex;
 
 use globset::GlobSet;
 use serde::Serialize;
+use vtool_transfer::page_cache::WriteBehind;
 
 use crate::glob::build_globs;
 use crate::keys::RestoreKey;
@@ -288,10 +289,13 @@ fn write_contents(
     }
     let needs: Vec<(Id, Targets)> = needs.into_iter().collect();
     let wanted: Vec<(Id, BlobKind)> = needs.iter().map(|(id, _)| (*id, BlobKind::Data)).collect();
+    // The restored bytes are not read again by the restore; their pages go once written back.
+    let behind = WriteBehind::default();
     let lost = reader.fetch_verified(&wanted, |i, data| {
         let targets = &needs[i].1;
         for &(file, offset) in targets {
-            write_at(&files[file].dest, offset, data)?;
+            let f = write_at(&files[file].dest, offset, data)?;
+            behind.written(f, offset, data.len() as u64);
         }
         progress.advance(data.len() as u64 * targets.len() as u64);
         Ok(())
@@ -360,12 +364,15 @@ fn chunk_lengths(
     Ok(lengths)
 }
 
-fn write_at(path: &Path, offset: u64, data: &[u8]) -> Result<()> {
+/// Write `data` at `offset` of the file at `path`; returns the open file.
+fn write_at(path: &Path, offset: u64, data: &[u8]) -> Result<std::fs::File> {
     let f = std::fs::OpenOptions::new()
         .write(true)
         .open(path)
         .map_err(|e| Error::io(path, e))?;
-    f.write_all_at(data, offset).map_err(|e| Error::io(path, e))
+    f.write_all_at(data, offset)
+        .map_err(|e| Error::io(path, e))?;
+    Ok(f)
 }
 
 /// Owner, times, then mode: a restrictive mode (0o000, a read-only directory) is applied

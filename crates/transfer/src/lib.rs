@@ -30,6 +30,7 @@ mod error;
 mod hooked;
 mod local;
 mod name;
+pub mod page_cache;
 mod private_file;
 mod progress;
 pub mod s3;

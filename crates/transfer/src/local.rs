@@ -3,6 +3,7 @@ use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
+use crate::page_cache;
 use crate::temp::{validate_temp_name, TEMP_PREFIX};
 use crate::{validate_name, Backend, BackendError, ObjectInfo, TempFile};
 
@@ -97,6 +98,7 @@ fn write_new(path: &Path, data: &[u8]) -> std::io::Result<()> {
         .tempfile_in(dir)?;
     tmp.write_all(data)?;
     tmp.as_file().sync_all()?;
+    page_cache::forget(tmp.as_file());
     // hard_link refuses to replace an existing object, unlike rename.
     fs::hard_link(tmp.path(), path)?;
     drop(tmp);
@@ -118,7 +120,12 @@ impl Backend for LocalBackend {
     }
 
     fn get(&self, name: &str) -> Result<Vec<u8>, BackendError> {
-        fs::read(self.path(name)?).map_err(|e| BackendError::from_io("read", name, e))
+        let io = |e| BackendError::from_io("read", name, e);
+        let mut file = File::open(self.path(name)?).map_err(io)?;
+        let mut buf = Vec::with_capacity(file.metadata().map_or(0, |m| m.len() as usize));
+        file.read_to_end(&mut buf).map_err(io)?;
+        page_cache::forget_bulk(&file, buf.len());
+        Ok(buf)
     }
 
     fn get_range(&self, name: &str, offset: u64, len: u64) -> Result<Vec<u8>, BackendError> {
@@ -136,6 +143,7 @@ impl Backend for LocalBackend {
         file.seek(SeekFrom::Start(offset)).map_err(io)?;
         let mut buf = vec![0; len as usize];
         file.read_exact(&mut buf).map_err(io)?;
+        page_cache::forget_bulk(&file, buf.len());
         Ok(buf)
     }
 

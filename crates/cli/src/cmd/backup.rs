@@ -85,6 +85,11 @@ pub struct Args {
     /// reads only the files changed since.
     #[arg(long)]
     live_precopy: bool,
+    /// Leave the files' pages in the page cache. By default a backup drops the pages it has
+    /// read, so the repository's bulk does not evict the node's cache; with --allow-live and
+    /// during --live-precopy's first pass the cache is kept, since the client is using it.
+    #[arg(long)]
+    keep_page_cache: bool,
     /// Before the backup, prove that every keystore under the paths opens with its password;
     /// refuse (exit 1) otherwise.
     #[arg(long)]
@@ -224,6 +229,7 @@ fn run_inner(a: &Args) -> anyhow::Result<Outcome> {
         cache_base: super::cache_base(a.no_cache),
         time: a.time,
         holds: vtool_validator::holdings::holdings(&plan),
+        keep_page_cache: a.keep_page_cache || a.allow_live,
     };
 
     let mut precopy_snapshot = None;

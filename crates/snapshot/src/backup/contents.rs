@@ -81,10 +81,11 @@ impl Engine<'_> {
         let mut stats = ReadStats { files: 0, bytes: 0 };
 
         let next = AtomicUsize::new(0);
+        let drop_pages = self.drop_read_pages;
         std::thread::scope(|s| -> Result<()> {
             for _ in 0..READERS {
                 let (jobs, next, tx) = (&jobs, &next, batch_tx.clone());
-                s.spawn(move || read_files(jobs, next, params, tx));
+                s.spawn(move || read_files(jobs, next, params, drop_pages, tx));
             }
             drop(batch_tx);
             let (pack_tx, pack_rx) = bounded::<FinishedPack>(1);

@@ -46,6 +46,10 @@ pub struct BackupOptions {
     /// What the snapshot holds that forget must not lose (`keystore:<pubkey>`,
     /// `slashing:<path>`), recorded as keyed fingerprints.
     pub holds: Vec<String>,
+    /// Leave the files' pages in the page cache after reading them. By default a backup
+    /// drops what it has read (see `vtool_transfer::page_cache`); a node that keeps running
+    /// during the backup may want its cache as it was.
+    pub keep_page_cache: bool,
 }
 
 impl BackupOptions {
@@ -55,6 +59,8 @@ impl BackupOptions {
     /// pass reads only what changed since.
     pub fn precopy(&self) -> BackupOptions {
         let mut opts = self.clone();
+        // The client runs and uses its cache.
+        opts.keep_page_cache = true;
         opts.tags.push("precopy".into());
         opts.labels
             .insert("consistency".into(), "precopy-incomplete".into());
@@ -161,6 +167,7 @@ fn run(
         pending: Mutex::new(HashSet::new()),
         new_packs: Mutex::new(Vec::new()),
         stored_bytes: Mutex::new(0),
+        drop_read_pages: !opts.keep_page_cache,
     };
     let read = engine.store_contents(&mut scan, to_read, progress, &mut warnings)?;
     let (root_tree, fingerprint, mut tree_stats) = engine.store_trees(&scan)?;

@@ -30,6 +30,8 @@ pub(super) struct Engine<'a> {
     /// Packs stored but not yet listed in an index file.
     pub(super) new_packs: Mutex<Vec<IndexedPack>>,
     pub(super) stored_bytes: Mutex<u64>,
+    /// Drop the source files' pages behind the readers.
+    pub(super) drop_read_pages: bool,
 }
 
 impl Engine<'_> {

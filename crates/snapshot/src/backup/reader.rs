@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use crossbeam_channel::Sender;
+use vtool_transfer::page_cache::DropBehind;
 
 use super::resume::{resume, Resume};
 use super::scan::{ctime_ns, mtime_ns};
@@ -62,13 +63,21 @@ pub(super) fn read_files(
     jobs: &[ReadJob],
     next: &AtomicUsize,
     params: ChunkerParams,
+    drop_pages: bool,
     tx: Sender<Vec<Item>>,
 ) {
     let mut chunker = Chunker::new(params);
     let mut batch = Vec::new();
     let mut batch_bytes = 0;
     while let Some(job) = jobs.get(next.fetch_add(1, Ordering::Relaxed)) {
-        let item = match read_one(&mut chunker, job, &mut batch, &mut batch_bytes, &tx) {
+        let item = match read_one(
+            &mut chunker,
+            job,
+            drop_pages,
+            &mut batch,
+            &mut batch_bytes,
+            &tx,
+        ) {
             Ok(Some(item)) => item,
             Ok(None) => return, // the consumer stopped
             Err(message) => FileEvent::Failed {
@@ -93,6 +102,7 @@ pub(super) fn read_files(
 fn read_one(
     chunker: &mut Chunker,
     job: &ReadJob,
+    drop_pages: bool,
     batch: &mut Vec<Item>,
     batch_bytes: &mut usize,
     tx: &Sender<Vec<Item>>,
@@ -113,7 +123,8 @@ fn read_one(
         }
         _ => (blake3::Hasher::new(), 0),
     };
-    let result = chunker.chunk_from(hasher, &file, |data| {
+    let source = DropBehind::new(&file, skipped, drop_pages);
+    let result = chunker.chunk_from(hasher, source, |data| {
         batch.push(Item::Chunk {
             file: job.file,
             data: data.to_vec(),
