@@ -113,6 +113,11 @@ class Tool:
         """Copy the local repository to a new ``prefix`` on the S3 cluster."""
         return None
 
+    def copy_carries(self, rel: str) -> bool:
+        """Whether a copy of the repository by this tool carries the file ``rel`` (directories
+        are not compared: an empty one is no data)."""
+        return True
+
     def no_backend_note(self, kind: str) -> str:
         """Why the ``kind`` ("SFTP", "S3") phases are n/a for this tool."""
         return f"{self.name} has no {kind} backend"

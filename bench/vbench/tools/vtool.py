@@ -75,6 +75,14 @@ class Vtool(Tool):
         prune = [self.binary, "prune", *key, "--grace", "0s"]
         return Cmd(["sh", "-c", f"{shlex.join(forget)} && {shlex.join(prune)}"])
 
+    # What a location keeps for itself (doc/FORMAT.md): check records vouch only for the
+    # location they checked, and writers/, ends/, trash/, waiting/, check/ coordinate the
+    # commands running against it. `vtool copy` carries every other object.
+    LOCATION_RECORDS = ("checks", "writers", "ends", "trash", "waiting", "check")
+
+    def copy_carries(self, rel):
+        return rel.split(os.sep, 1)[0] not in self.LOCATION_RECORDS
+
     def copy_cmd(self, ssh, dest_path):
         return Cmd([self.binary, "copy", "--from", self.repo, "--to", ssh.url(dest_path), "--json"],
                    env=self.sftp_env(ssh))

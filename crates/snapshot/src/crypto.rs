@@ -6,11 +6,31 @@ use crate::{Error, Result};
 
 /// Encrypt `plain` to every recipient as one age stream.
 pub fn encrypt(recipients: &[age::x25519::Recipient], plain: &[u8]) -> Result<Vec<u8>> {
-    let mut w = stream_writer(recipients, Vec::with_capacity(plain.len() + 256))?;
-    w.write_all(plain)
-        .map_err(|e| Error::Internal(format!("encrypt: {e}")))?;
-    w.finish()
-        .map_err(|e| Error::Internal(format!("encrypt: {e}")))
+    let mut out = Vec::with_capacity(plain.len() + 256);
+    encrypt_into(recipients, plain, &mut out)?;
+    Ok(out)
+}
+
+/// [`encrypt`], appended to `out` (a pack being filled) instead of a buffer of its own;
+/// returns the sealed length. On an error `out` is as it was.
+pub fn encrypt_into(
+    recipients: &[age::x25519::Recipient],
+    plain: &[u8],
+    out: &mut Vec<u8>,
+) -> Result<usize> {
+    let start = out.len();
+    let sealed = stream_writer(recipients, &mut *out).and_then(|mut w| {
+        w.write_all(plain)
+            .and_then(|()| w.finish().map(drop))
+            .map_err(|e| Error::Internal(format!("encrypt: {e}")))
+    });
+    match sealed {
+        Ok(()) => Ok(out.len() - start),
+        Err(e) => {
+            out.truncate(start);
+            Err(e)
+        }
+    }
 }
 
 /// Start an age stream to `recipients` that writes into `out`.

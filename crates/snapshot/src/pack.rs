@@ -98,9 +98,7 @@ impl PackWriter {
                 blob.data.len()
             }
             Body::Sealed { recipients, bytes } => {
-                let sealed = crypto::encrypt(recipients, &blob.data)?;
-                bytes.extend_from_slice(&sealed);
-                sealed.len()
+                crypto::encrypt_into(recipients, &blob.data, bytes)?
             }
         };
         self.push(PackedBlob {
